@@ -1,0 +1,50 @@
+// Shape structs shared by the CPU and CUDA kernels: plain sizes, no engine types.
+#pragma once
+#include <cstdint>
+
+namespace raisin::kernels {
+
+// y[batch, out] = x[batch, in] · w[out, in]ᵀ + b[out]
+struct LinearShape {
+  int batch;
+  int in_features;
+  int out_features;
+};
+
+// NCHW input [batch, in_channels, in_h, in_w], weight [out_channels, in_channels, kernel_h, kernel_w].
+struct Conv2dShape {
+  int batch;
+  int in_channels, in_h, in_w;
+  int out_channels;
+  int kernel_h, kernel_w;
+  int stride_h = 1, stride_w = 1;
+  int pad_h = 0, pad_w = 0;
+  int out_h() const { return (in_h + 2 * pad_h - kernel_h) / stride_h + 1; }
+  int out_w() const { return (in_w + 2 * pad_w - kernel_w) / stride_w + 1; }
+};
+
+// Max and average pooling over NCHW windows; padding counts as -inf (max) or 0 (average, PyTorch's
+// count_include_pad=True).
+struct Pool2dShape {
+  int batch, channels, in_h, in_w;
+  int kernel_h, kernel_w;
+  int stride_h, stride_w;
+  int pad_h = 0, pad_w = 0;
+  int out_h() const { return (in_h + 2 * pad_h - kernel_h) / stride_h + 1; }
+  int out_w() const { return (in_w + 2 * pad_w - kernel_w) / stride_w + 1; }
+};
+
+// An NCHW activation; spatial() = height · width.
+struct ImageShape {
+  int batch, channels, height, width;
+  int64_t spatial() const { return int64_t(height) * width; }
+  int64_t numel() const { return int64_t(batch) * channels * spatial(); }
+};
+
+// Fused softmax-cross-entropy over logits [batch, classes].
+struct LossShape {
+  int batch;
+  int classes;
+};
+
+}  // namespace raisin::kernels
