@@ -1,0 +1,64 @@
+// Reverse-mode autograd over a tape. Each op, while a Tape is recording, appends a closure that
+// propagates gradients from its output back to its inputs; Tape::backward runs them in reverse.
+// Gradients accumulate (+=), so a value used twice (a residual connection) gathers both.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <vector>
+
+#include "engine/memory.h"
+#include "engine/tensor.h"
+
+namespace raisin {
+
+struct Variable {
+  Tensor value;
+  Tensor grad;  // same shape as value; allocated (zeroed) on first use during backward
+  bool requires_grad = false;
+};
+using Var = std::shared_ptr<Variable>;
+
+// A variable that does not require gradients (inputs) or, with requires_grad, a leaf that collects
+// them (parameters: their grad tensor is allocated here and zeroed by the optimizer).
+Var constant(Tensor value);
+Var parameter(Tensor value);
+
+class Tape {
+ public:
+  explicit Tape(Arena* arena = nullptr) : arena_(arena) {}
+
+  void record(std::function<void()> backward) { entries_.push_back(std::move(backward)); }
+  size_t size() const { return entries_.size(); }
+
+  // Seeds d loss / d loss = 1 (loss must have one element), runs every recorded closure in reverse
+  // order, then clears the tape.
+  void backward(const Var& loss);
+  void clear() { entries_.clear(); }
+
+  // v's gradient buffer, created as zeros on first use (in the arena when the tape has one).
+  Tensor& grad(const Var& v);
+
+ private:
+  Arena* arena_;
+  std::vector<std::function<void()>> entries_;
+};
+
+// What a forward pass needs besides its inputs.
+struct Context {
+  Tape* tape = nullptr;    // null: no gradients are recorded (evaluation)
+  Arena* arena = nullptr;  // where activations live; null: the caching allocator
+  bool training = true;    // batch statistics in batch norm; dropout active
+  uint64_t seed = 0;       // dropout's Philox key
+  uint64_t step = 0;       // with the call number, dropout's Philox stream
+  uint32_t dropout_calls = 0;
+
+  Tensor allocate(const Shape& shape, DType dtype = DType::f32) const;
+  // True when the tape records and at least one input requires gradients.
+  bool records(std::initializer_list<const Var*> inputs) const;
+  // A fresh Philox stream for the next dropout op of this forward pass.
+  uint64_t next_dropout_stream() { return (step << 20) + dropout_calls++; }
+};
+
+}  // namespace raisin

@@ -1,0 +1,129 @@
+// The caching CPU allocator and the per-step arena.
+#include "engine/memory.h"
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <new>
+
+namespace raisin {
+
+namespace {
+
+struct Cache {
+  std::mutex mutex;
+  std::multimap<size_t, void*> free_blocks;  // by rounded size
+  CpuAllocator::Stats stats;
+  ~Cache() {
+    for (auto& [bytes, data] : free_blocks) std::free(data);
+  }
+};
+
+Cache& cache() {
+  static Cache instance;
+  return instance;
+}
+
+// Sizes are rounded up so that similar requests share blocks: to 64 bytes below 1 MiB, else to 1/8 of
+// the next power of two.
+size_t round_size(size_t bytes) {
+  bytes = std::max<size_t>(bytes, 1);
+  if (bytes < (size_t(1) << 20)) return (bytes + 63) & ~size_t(63);
+  size_t power = size_t(1) << 20;
+  while (power < bytes) power <<= 1;
+  const size_t step = power / 8;
+  return (bytes + step - 1) / step * step;
+}
+
+void* system_allocate(size_t bytes) {
+  void* p = std::aligned_alloc(CpuAllocator::kAlignment, bytes);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+}  // namespace
+
+void* CpuAllocator::allocate(size_t bytes) {
+  const size_t rounded = round_size(bytes);
+  Cache& c = cache();
+  {
+    std::lock_guard lock(c.mutex);
+    auto it = c.free_blocks.find(rounded);
+    if (it != c.free_blocks.end()) {
+      void* p = it->second;
+      c.free_blocks.erase(it);
+      c.stats.cached_bytes -= rounded;
+      return p;
+    }
+    ++c.stats.system_allocations;
+  }
+  return system_allocate(rounded);
+}
+
+void CpuAllocator::release(void* data, size_t bytes) {
+  if (!data) return;
+  Cache& c = cache();
+  std::lock_guard lock(c.mutex);
+  const size_t rounded = round_size(bytes);
+  c.free_blocks.emplace(rounded, data);
+  c.stats.cached_bytes += rounded;
+}
+
+void CpuAllocator::trim() {
+  Cache& c = cache();
+  std::lock_guard lock(c.mutex);
+  for (auto& [bytes, data] : c.free_blocks) std::free(data);
+  c.free_blocks.clear();
+  c.stats.cached_bytes = 0;
+}
+
+CpuAllocator::Stats CpuAllocator::stats() {
+  Cache& c = cache();
+  std::lock_guard lock(c.mutex);
+  return c.stats;
+}
+
+static size_t align_up(size_t bytes) {
+  return (bytes + CpuAllocator::kAlignment - 1) & ~(CpuAllocator::kAlignment - 1);
+}
+
+Arena::Arena(size_t initial_bytes) {
+  if (initial_bytes > 0) {
+    capacity_ = align_up(initial_bytes);
+    main_ = {static_cast<char*>(system_allocate(capacity_)), capacity_};
+  }
+}
+
+Arena::~Arena() {
+  std::free(main_.data);
+  for (Block& b : overflow_) std::free(b.data);
+}
+
+void* Arena::allocate(size_t bytes) {
+  bytes = align_up(std::max<size_t>(bytes, 1));
+  used_ += bytes;
+  high_water_ = std::max(high_water_, used_);
+  if (main_used_ + bytes <= main_.bytes) {
+    void* p = main_.data + main_used_;
+    main_used_ += bytes;
+    return p;
+  }
+  Block block{static_cast<char*>(system_allocate(bytes)), bytes};
+  overflow_.push_back(block);
+  return block.data;
+}
+
+void Arena::reset() {
+  if (!overflow_.empty()) {
+    for (Block& b : overflow_) std::free(b.data);
+    overflow_.clear();
+    std::free(main_.data);
+    capacity_ = align_up(high_water_);
+    main_ = {static_cast<char*>(system_allocate(capacity_)), capacity_};
+  }
+  used_ = 0;
+  main_used_ = 0;
+  ++generation_;
+}
+
+}  // namespace raisin
