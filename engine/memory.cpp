@@ -2,7 +2,7 @@
 #include "engine/memory.h"
 
 #include <cstdlib>
-#include <map>
+#include <unordered_map>
 #include <mutex>
 #include <new>
 
@@ -12,11 +12,16 @@ namespace {
 
 struct Cache {
   std::mutex mutex;
-  std::multimap<size_t, void*> free_blocks;  // by rounded size
+  // Freed blocks by rounded size, reused last-in first-out (the most recently freed is warmest).
+  std::unordered_map<size_t, std::vector<void*>> free_blocks;
   CpuAllocator::Stats stats;
-  ~Cache() {
-    for (auto& [bytes, data] : free_blocks) std::free(data);
+  void free_all() {
+    for (auto& [bytes, blocks] : free_blocks)
+      for (void* data : blocks) std::free(data);
+    free_blocks.clear();
+    stats.cached_bytes = 0;
   }
+  ~Cache() { free_all(); }
 };
 
 Cache& cache() {
@@ -49,9 +54,9 @@ void* CpuAllocator::allocate(size_t bytes) {
   {
     std::lock_guard lock(c.mutex);
     auto it = c.free_blocks.find(rounded);
-    if (it != c.free_blocks.end()) {
-      void* p = it->second;
-      c.free_blocks.erase(it);
+    if (it != c.free_blocks.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
       c.stats.cached_bytes -= rounded;
       return p;
     }
@@ -65,16 +70,14 @@ void CpuAllocator::release(void* data, size_t bytes) {
   Cache& c = cache();
   std::lock_guard lock(c.mutex);
   const size_t rounded = round_size(bytes);
-  c.free_blocks.emplace(rounded, data);
+  c.free_blocks[rounded].push_back(data);
   c.stats.cached_bytes += rounded;
 }
 
 void CpuAllocator::trim() {
   Cache& c = cache();
   std::lock_guard lock(c.mutex);
-  for (auto& [bytes, data] : c.free_blocks) std::free(data);
-  c.free_blocks.clear();
-  c.stats.cached_bytes = 0;
+  c.free_all();
 }
 
 CpuAllocator::Stats CpuAllocator::stats() {

@@ -22,7 +22,7 @@ Each model fixture holds:
   logits                                  train-mode forward
   loss                                    0-d: mean_i(w_i * cross_entropy_i) = (1/B) sum_i w_i l_i
   grad.<name>                             every parameter's .grad after loss.backward()
-  state_after.<name>                      state_dict() after the train-mode forward (running statistics
+  state_after.<name>                      every buffer after the train-mode forward (running statistics
                                           updated with momentum 0.1, unbiased batch variance)
   eval_logits                             model.eval() forward on the same input after that update
                                           (no optimizer step: the weights are unchanged)
@@ -193,8 +193,10 @@ def generate_model_fixture(path, model, input_shape, seed):
     tensors["loss"] = to_numpy(loss)
     for name, p in model.named_parameters():
         tensors["grad." + name] = to_numpy(p.grad)
+    buffer_names = {name for name, _ in model.named_buffers()}
     for name, value in model.state_dict().items():
-        tensors["state_after." + name] = to_numpy(value)
+        if name in buffer_names:  # parameters are unchanged by a forward pass
+            tensors["state_after." + name] = to_numpy(value)
 
     model.eval()
     with torch.no_grad():
