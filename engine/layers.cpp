@@ -48,10 +48,13 @@ BatchNorm2d::BatchNorm2d(int channels, float eps, float momentum) : eps(eps), mo
   Tensor var = Tensor::empty({channels});
   var.fill(1.0f);
   running_var = register_buffer("running_var", var);
+  num_batches_tracked = register_buffer("num_batches_tracked", Tensor::zeros({}, DType::i64));
 }
 
 Var BatchNorm2d::forward(Context& ctx, const Var& x) {
-  return batchnorm2d(ctx, x, weight, bias, running_mean, running_var, eps, momentum);
+  Var y = batchnorm2d(ctx, x, weight, bias, running_mean, running_var, eps, momentum);
+  if (ctx.training) ++num_batches_tracked.i64()[0];
+  return y;
 }
 
 Dropout::Dropout(float p) : p(p) {

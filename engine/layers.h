@@ -31,6 +31,7 @@ class BatchNorm2d : public Module {
   Var forward(Context& ctx, const Var& x) override;
   Var weight, bias;
   Tensor running_mean, running_var;
+  Tensor num_batches_tracked;  // i64 scalar, as PyTorch keeps it (training forward passes so far)
   float eps, momentum;
 };
 

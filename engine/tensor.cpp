@@ -10,7 +10,14 @@ namespace raisin {
 
 std::string Device::str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
 
-const char* dtype_name(DType d) { return d == DType::f32 ? "f32" : "i32"; }
+const char* dtype_name(DType d) {
+  switch (d) {
+    case DType::f32: return "f32";
+    case DType::i32: return "i32";
+    case DType::i64: return "i64";
+  }
+  return "?";
+}
 
 Shape::Shape(std::initializer_list<int64_t> sizes) {
   for (int64_t s : sizes) push_back(s);
@@ -117,6 +124,11 @@ int32_t* Tensor::i32() const {
   return static_cast<int32_t*>(raw());
 }
 
+int64_t* Tensor::i64() const {
+  if (dtype_ != DType::i64) throw error("tensor ", str(), ": accessed as i64");
+  return static_cast<int64_t*>(raw());
+}
+
 Tensor Tensor::reshape(const Shape& shape) const {
   Shape resolved = shape;
   int inferred = -1;
@@ -160,8 +172,11 @@ void Tensor::copy_from(const Tensor& other) {
 
 void Tensor::fill(float value) {
   if (!device().is_cpu()) throw error("fill: ", str(), " is not on the cpu");
-  if (dtype_ == DType::f32) std::fill_n(f32(), numel(), value);
-  else std::fill_n(i32(), numel(), int32_t(value));
+  switch (dtype_) {
+    case DType::f32: std::fill_n(f32(), numel(), value); break;
+    case DType::i32: std::fill_n(i32(), numel(), int32_t(value)); break;
+    case DType::i64: std::fill_n(i64(), numel(), int64_t(value)); break;
+  }
 }
 
 }  // namespace raisin

@@ -67,6 +67,12 @@ std::string fixture(const char* name) { return std::string(RAISIN_GOLDEN_DIR) + 
 Tensor tensor_of(const safetensors::Entry& e) {
   Shape shape;
   for (int64_t d : e.shape) shape.push_back(d);
+  if (e.dtype == "I64") {
+    Tensor t = Tensor::empty(shape, DType::i64);
+    const auto v = e.values<int64_t>();
+    std::copy(v.begin(), v.end(), t.i64());
+    return t;
+  }
   if (e.dtype == "I32") {
     Tensor t = Tensor::empty(shape, DType::i32);
     const auto v = e.values<int32_t>();
@@ -79,13 +85,12 @@ Tensor tensor_of(const safetensors::Entry& e) {
   return t;
 }
 
-// Loads "param.<name>" into every state entry, after checking that both sides name the same tensors
-// (PyTorch's num_batches_tracked counters aside).
+// Loads "param.<name>" into every state entry, after checking that both sides name the same tensors.
 void load_parameters(const Module& model, const safetensors::File& file) {
   std::set<std::string> ours, theirs;
   for (const auto& [name, t] : model.state_dict()) ours.insert(name);
   for (const auto& e : file.entries)
-    if (e.name.starts_with("param.") && !e.name.ends_with("num_batches_tracked")) theirs.insert(e.name.substr(6));
+    if (e.name.starts_with("param.")) theirs.insert(e.name.substr(6));
   ASSERT_EQ(ours, theirs) << "raisin and PyTorch name the state differently";
   for (auto& [name, t] : model.state_dict()) {
     Tensor source = tensor_of(file.at("param." + name));
@@ -121,8 +126,12 @@ void check_against_pytorch(Module& model, const char* file_name) {
   EXPECT_TRUE(matches("loss", loss.mean_loss->value, file.at("loss")));
   for (const auto& [name, p] : model.named_parameters())
     EXPECT_TRUE(matches("grad." + name, p->grad, file.at("grad." + name)));
-  for (const auto& [name, b] : model.named_buffers())
-    EXPECT_TRUE(matches("state_after." + name, b, file.at("state_after." + name)));
+  for (const auto& [name, b] : model.named_buffers()) {
+    if (b.dtype() == DType::i64)
+      EXPECT_EQ(b.i64()[0], file.at("state_after." + name).values<int64_t>()[0]) << name;
+    else
+      EXPECT_TRUE(matches("state_after." + name, b, file.at("state_after." + name)));
+  }
 
   Context eval{.training = false};
   EXPECT_TRUE(matches("eval_logits", model.forward(eval, constant(input))->value, file.at("eval_logits")));

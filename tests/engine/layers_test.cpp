@@ -33,12 +33,14 @@ TEST(Layers, ResidualBlockNamesLikeTorchvision) {
   ResidualBlock identity(8, 8, 1, rng), projection(8, 16, 2, rng);
   EXPECT_EQ(identity.downsample, nullptr);
   const std::vector<std::string> expected = {
-      "conv1.weight",       "bn1.weight",          "bn1.bias",         "bn1.running_mean", "bn1.running_var",
-      "conv2.weight",       "bn2.weight",          "bn2.bias",         "bn2.running_mean", "bn2.running_var",
-      "downsample.0.weight", "downsample.1.weight", "downsample.1.bias", "downsample.1.running_mean",
-      "downsample.1.running_var"};
+      "conv1.weight",       "bn1.weight",         "bn1.bias",
+      "bn1.running_mean",   "bn1.running_var",    "bn1.num_batches_tracked",
+      "conv2.weight",       "bn2.weight",         "bn2.bias",
+      "bn2.running_mean",   "bn2.running_var",    "bn2.num_batches_tracked",
+      "downsample.0.weight", "downsample.1.weight", "downsample.1.bias",
+      "downsample.1.running_mean", "downsample.1.running_var", "downsample.1.num_batches_tracked"};
   EXPECT_EQ(names(projection.state_dict()), expected);
-  EXPECT_EQ(names(identity.state_dict()), std::vector<std::string>(expected.begin(), expected.begin() + 10));
+  EXPECT_EQ(names(identity.state_dict()), std::vector<std::string>(expected.begin(), expected.begin() + 12));
   Context ctx;
   Var y = projection.forward(ctx, constant(Tensor::zeros({2, 8, 9, 9})));
   EXPECT_EQ(y->value.shape(), (Shape{2, 16, 5, 5}));
