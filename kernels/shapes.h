@@ -47,4 +47,12 @@ struct LossShape {
   int classes;
 };
 
+// Assembling a batch from a uint8 dataset [count, channels, height, width].
+struct GatherShape {
+  int batch;
+  int channels, height, width;
+  int pad = 0;       // random crop from the image zero-padded by this many pixels per side (0: none)
+  bool flip = false; // random horizontal flip with probability 1/2
+};
+
 }  // namespace raisin::kernels

@@ -1,0 +1,39 @@
+// SGD over named parameters, one sgd_update kernel call per parameter.
+#include "engine/optim.h"
+
+#include "kernels/cpu/kernels.h"
+
+namespace raisin {
+
+Sgd::Sgd(std::vector<std::pair<std::string, Var>> parameters, SgdOptions options)
+    : parameters_(std::move(parameters)), options_(options) {
+  if (options.momentum < 0 || options.weight_decay < 0)
+    throw error("sgd: momentum ", options.momentum, " and weight decay ", options.weight_decay,
+                " must not be negative");
+  if (options.nesterov && options.momentum == 0) throw error("sgd: Nesterov momentum needs momentum > 0");
+  for (const auto& [name, p] : parameters_) {
+    if (!p->requires_grad) throw error("sgd: parameter ", name, " does not collect gradients");
+    momentum_.push_back(options.momentum > 0 ? Tensor::zeros(p->value.shape()) : Tensor());
+  }
+}
+
+void Sgd::step(float lr) {
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    const Var& p = parameters_[i].second;
+    cpu::sgd_update(p->value.numel(), lr, options_.momentum, options_.weight_decay, options_.nesterov,
+                    p->value.f32(), p->grad.f32(), momentum_[i].defined() ? momentum_[i].f32() : nullptr);
+  }
+}
+
+void Sgd::zero_grad() {
+  for (const auto& [name, p] : parameters_) p->grad.fill(0.0f);
+}
+
+std::vector<std::pair<std::string, Tensor>> Sgd::state() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (size_t i = 0; i < parameters_.size(); ++i)
+    if (momentum_[i].defined()) out.emplace_back("momentum." + parameters_[i].first, momentum_[i]);
+  return out;
+}
+
+}  // namespace raisin

@@ -1,0 +1,34 @@
+// SGD with momentum, Nesterov and weight decay (torch.optim.SGD semantics), over named parameters;
+// its momentum buffers are named after their parameters so that checkpoints can hold them.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/autograd.h"
+
+namespace raisin {
+
+struct SgdOptions {
+  float momentum = 0.9f;
+  float weight_decay = 5e-4f;
+  bool nesterov = false;
+};
+
+class Sgd {
+ public:
+  Sgd(std::vector<std::pair<std::string, Var>> parameters, SgdOptions options);
+  // One update of every parameter from its gradient, with learning rate lr.
+  void step(float lr);
+  void zero_grad();
+  // "momentum.<parameter name>" → buffer (empty when momentum is 0).
+  std::vector<std::pair<std::string, Tensor>> state() const;
+  const SgdOptions& options() const { return options_; }
+
+ private:
+  std::vector<std::pair<std::string, Var>> parameters_;
+  std::vector<Tensor> momentum_;
+  SgdOptions options_;
+};
+
+}  // namespace raisin
