@@ -1,0 +1,21 @@
+// The SGD update (torch.optim.SGD with dampening 0): weight decay, momentum, Nesterov, in one pass.
+#include "kernels/cpu/kernels.h"
+
+namespace raisin::cpu {
+
+void sgd_update(int64_t n, float lr, float momentum, float weight_decay, bool nesterov, float* param,
+                const float* grad, float* momentum_buffer) {
+#pragma omp parallel for simd if (n >= (1 << 15))
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = grad[i] + weight_decay * param[i];
+    float step = g;
+    if (momentum != 0.0f) {
+      const float buf = momentum * momentum_buffer[i] + g;
+      momentum_buffer[i] = buf;
+      step = nesterov ? g + momentum * buf : buf;
+    }
+    param[i] -= lr * step;
+  }
+}
+
+}  // namespace raisin::cpu

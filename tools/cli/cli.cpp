@@ -1,0 +1,29 @@
+// Dispatch of `raisin <command>`.
+#include "tools/cli/cli.h"
+
+#include <cstdio>
+#include <string>
+
+#include "engine/error.h"
+
+namespace raisin::cli {
+
+namespace {
+constexpr const char* kUsage =
+    "usage: raisin <command> [flags]\n"
+    "\n"
+    "commands:\n"
+    "  train   train a model (raisin train --help)\n"
+    "  eval    evaluate a checkpoint on a test set (raisin eval --help)\n";
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  std::fprintf(stderr, "raisin: unknown command '%s'\n%s", argv[1], kUsage);
+  return 2;
+}
+
+}  // namespace raisin::cli
