@@ -5,6 +5,7 @@
 #include <string>
 
 #include "engine/error.h"
+#include "tools/cli/commands.h"
 
 namespace raisin::cli {
 
@@ -21,6 +22,17 @@ int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  try {
+    if (command == "train") return train_command(argc - 1, argv + 1);
+    if (command == "eval") return eval_command(argc - 1, argv + 1);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "raisin %s: error: %s\n", command.c_str(), e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "raisin %s: unexpected error: %s\n", command.c_str(), e.what());
+    return 1;
   }
   std::fprintf(stderr, "raisin: unknown command '%s'\n%s", argv[1], kUsage);
   return 2;

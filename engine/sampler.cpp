@@ -1,0 +1,37 @@
+// The shuffled-epochs sampler (the SGD baseline).
+#include "engine/sampler.h"
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include "engine/error.h"
+
+namespace raisin {
+
+ShuffledSampler::ShuffledSampler(int64_t count, uint64_t seed) : count_(count), seed_(seed) {
+  if (count < 1 || count > INT32_MAX) throw error("sampler: dataset size ", count, " out of range");
+}
+
+const std::vector<int32_t>& ShuffledSampler::permutation(int64_t epoch) {
+  if (epoch != cached_epoch_) {
+    cached_.resize(count_);
+    std::iota(cached_.begin(), cached_.end(), 0);
+    std::seed_seq seq{uint32_t(seed_), uint32_t(seed_ >> 32), uint32_t(epoch), uint32_t(epoch >> 32)};
+    std::mt19937_64 rng(seq);
+    std::shuffle(cached_.begin(), cached_.end(), rng);
+    cached_epoch_ = epoch;
+  }
+  return cached_;
+}
+
+void ShuffledSampler::draw(int64_t step, int batch, std::vector<int32_t>& indices, std::vector<float>& weights) {
+  indices.resize(batch);
+  weights.clear();
+  for (int b = 0; b < batch; ++b) {
+    const int64_t position = step * batch + b;
+    indices[b] = permutation(position / count_)[position % count_];
+  }
+}
+
+}  // namespace raisin

@@ -1,0 +1,42 @@
+// Sampler: decides which examples each training step sees and with what importance weight. The
+// engine's training loop talks only to this interface; the uniform samplers live here, the importance
+// samplers (RAIS) in rais/.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace raisin {
+
+class Sampler {
+ public:
+  virtual ~Sampler() = default;
+  virtual std::string name() const = 0;
+  // Fills indices[0..batch) for step `step` and, for importance samplers, weights[0..batch)
+  // (ω_i = 1/(n·p_i)); leaves weights empty when every ω is 1.
+  virtual void draw(int64_t step, int batch, std::vector<int32_t>& indices, std::vector<float>& weights) = 0;
+  // The proxy norms ṽ of the examples drawn at `step`, after the loss was computed.
+  virtual void observe(int64_t /*step*/, const std::vector<int32_t>& /*indices*/, const float* /*proxy_norms*/) {}
+  // The learning-rate multiplier for the step just drawn (r̂ for RAIS; 1 for uniform sampling).
+  virtual double lr_multiplier() const { return 1.0; }
+};
+
+// Plain SGD's order: the training set as an endless stream of epochs, each a fresh permutation drawn
+// from (seed, epoch); step s takes positions [s·B, (s+1)·B) of that stream, so every batch is full,
+// batches may straddle epochs, and any step can be drawn without replaying the ones before (exact
+// resume).
+class ShuffledSampler : public Sampler {
+ public:
+  ShuffledSampler(int64_t count, uint64_t seed);
+  std::string name() const override { return "uniform"; }
+  void draw(int64_t step, int batch, std::vector<int32_t>& indices, std::vector<float>& weights) override;
+
+ private:
+  const std::vector<int32_t>& permutation(int64_t epoch);
+  int64_t count_;
+  uint64_t seed_;
+  int64_t cached_epoch_ = -1;
+  std::vector<int32_t> cached_;
+};
+
+}  // namespace raisin

@@ -1,0 +1,133 @@
+// The training step and evaluation.
+#include "engine/trainer.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "engine/ops.h"
+#include "kernels/cpu/kernels.h"
+
+namespace raisin {
+
+namespace {
+
+int count_correct(const Tensor& logits, const int32_t* labels) {
+  const int64_t batch = logits.size(0), classes = logits.size(1);
+  const float* z = logits.f32();
+  int correct = 0;
+  for (int64_t i = 0; i < batch; ++i) {
+    const float* row = z + i * classes;
+    int64_t best = 0;
+    for (int64_t k = 1; k < classes; ++k)
+      if (row[k] > row[best]) best = k;
+    correct += best == labels[i];
+  }
+  return correct;
+}
+
+// x [B, C, H, W] (normalised, augmented when shape.pad/flip ask) and y [B] for the given examples,
+// in the arena.
+void gather(Arena& arena, const Dataset& data, const Normalization& normalization, const std::vector<int32_t>& indices,
+            int crop_padding, bool flip, uint64_t seed, uint64_t stream, Tensor& x, Tensor& y) {
+  const int batch = int(indices.size());
+  x = Tensor::empty(arena, {batch, data.channels, data.height, data.width});
+  y = Tensor::empty(arena, {batch}, DType::i32);
+  float inv_std[16];
+  for (int c = 0; c < data.channels && c < 16; ++c)
+    inv_std[c] = normalization.stddev[c] > 0 ? 1.0f / normalization.stddev[c] : 1.0f;
+  const kernels::GatherShape s{batch, data.channels, data.height, data.width, crop_padding, flip};
+  cpu::gather_batch(s, data.images.data(), data.labels.data(), indices.data(), normalization.mean.data(), inv_std,
+                    seed, stream, x.f32(), y.i32());
+}
+
+void check_normalization(const Dataset& data, const Normalization& normalization) {
+  if (data.channels > 16) throw error("data ", data.name, ": ", data.channels, " channels; at most 16 are supported");
+  if (int(normalization.mean.size()) != data.channels || int(normalization.stddev.size()) != data.channels)
+    throw error("data ", data.name, ": normalisation has ", normalization.mean.size(), " channels, the images ",
+                data.channels);
+}
+
+}  // namespace
+
+Evaluation evaluate(Module& model, const Dataset& data, const Normalization& normalization, int batch) {
+  check_normalization(data, normalization);
+  if (batch < 1) throw error("evaluate: batch size ", batch, " must be at least 1");
+  Arena arena;
+  Evaluation result;
+  double loss_sum = 0;
+  int64_t correct = 0;
+  std::vector<int32_t> indices;
+  for (int64_t start = 0; start < data.count; start += batch) {
+    const int n = int(std::min<int64_t>(batch, data.count - start));
+    indices.resize(n);
+    for (int i = 0; i < n; ++i) indices[i] = int32_t(start + i);
+    arena.reset();
+    Tensor x, y;
+    gather(arena, data, normalization, indices, 0, false, 0, 0, x, y);
+    Context ctx{.arena = &arena, .training = false};
+    Var logits = model.forward(ctx, constant(x));
+    LossOutput loss = softmax_cross_entropy(ctx, logits, y, Tensor());
+    loss_sum += double(loss.mean_loss->value.f32()[0]) * n;
+    correct += count_correct(logits->value, y.i32());
+  }
+  result.count = data.count;
+  result.loss = data.count ? loss_sum / double(data.count) : 0;
+  result.accuracy = data.count ? double(correct) / double(data.count) : 0;
+  return result;
+}
+
+Trainer::Trainer(Module& model, const Dataset& train, const Normalization& normalization, Sampler& sampler,
+                 TrainOptions options)
+    : model_(model),
+      train_(train),
+      sampler_(sampler),
+      options_(options),
+      optimizer_(model.named_parameters(), options.sgd),
+      normalization_(normalization) {
+  if (options.batch < 1) throw error("train: batch size ", options.batch, " must be at least 1");
+  if (options.batch > train.count)
+    throw error("train: batch size ", options.batch, " is larger than the training set (", train.count,
+                " examples); use --batch ", train.count, " or less");
+  check_normalization(train, normalization);
+  if (options.crop_padding < 0) throw error("train: crop padding ", options.crop_padding, " must not be negative");
+}
+
+StepResult Trainer::step() {
+  arena_.reset();
+  sampler_.draw(step_, options_.batch, indices_, weights_);
+  Tensor x, y;
+  gather(arena_, train_, normalization_, indices_, options_.crop_padding, options_.flip, options_.seed,
+         uint64_t(step_), x, y);
+  Tensor weights;
+  if (!weights_.empty()) {
+    weights = Tensor::empty(arena_, {options_.batch});
+    std::memcpy(weights.f32(), weights_.data(), weights_.size() * sizeof(float));
+  }
+
+  Tape tape(&arena_);
+  Context ctx{.tape = &tape, .arena = &arena_, .training = true, .seed = options_.seed, .step = uint64_t(step_)};
+  Var logits = model_.forward(ctx, constant(x));
+  LossOutput loss = softmax_cross_entropy(ctx, logits, y, weights);
+  const float loss_value = loss.mean_loss->value.f32()[0];
+  if (!std::isfinite(loss_value))
+    throw error("train: the loss became ", loss_value, " at step ", step_, "; lower the learning rate");
+  optimizer_.zero_grad();
+  tape.backward(loss.mean_loss);
+
+  const double multiplier = sampler_.lr_multiplier();
+  const float lr = float(multiplier * options_.schedule.lr(progress_));
+  optimizer_.step(lr);
+  sampler_.observe(step_, indices_, loss.proxy_norm.f32());
+
+  StepResult result{step_, loss_value, double(count_correct(logits->value, y.i32())) / options_.batch, lr, multiplier};
+  progress_ += multiplier * options_.batch / double(train_.count);
+  ++step_;
+  return result;
+}
+
+void Trainer::restore(int64_t steps, double progress) {
+  step_ = steps;
+  progress_ = progress;
+}
+
+}  // namespace raisin

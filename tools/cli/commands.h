@@ -1,0 +1,9 @@
+// The subcommands of `raisin`; each returns the process exit status.
+#pragma once
+
+namespace raisin::cli {
+
+int train_command(int argc, char** argv);  // argv[0] is "train"
+int eval_command(int argc, char** argv);   // argv[0] is "eval"
+
+}  // namespace raisin::cli

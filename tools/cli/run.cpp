@@ -1,0 +1,287 @@
+// One training run: data, model, trainer, per-epoch evaluation, CSV metrics, checkpoints, resume.
+#include "tools/cli/run.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "engine/checkpoint.h"
+#include "engine/dataset.h"
+#include "engine/error.h"
+#include "engine/sampler.h"
+#include "engine/trainer.h"
+#include "models/models.h"
+#include "tools/cli/progress.h"
+
+namespace raisin::cli {
+
+namespace fs = std::filesystem;
+
+void declare_train_flags(Flags& f) {
+  f.add("data", "fashion-mnist", "dataset: mnist, fashion-mnist, cifar10 (a JPEG-q75 copy) or synthetic");
+  f.add("data-dir", "", "folder with the dataset files (default: search the usual places)");
+  f.add("model", "lenet5", "model: mlp, lenet5, resnet20 or vgg-small");
+  f.add("epochs", "5", "training budget in epochs (fractions allowed)");
+  f.add("batch", "128", "minibatch size");
+  f.add("lr", "0.05", "base learning rate");
+  f.add("momentum", "0.9", "SGD momentum (0 for none)");
+  f.add_switch("nesterov", "Nesterov momentum");
+  f.add("weight-decay", "5e-4", "L2 weight decay");
+  f.add("schedule", "cosine", "learning-rate schedule over epochs: cosine, step or constant");
+  f.add("warmup", "0", "epochs of linear learning-rate warm-up");
+  f.add("lr-step", "30", "step schedule: epochs between decays");
+  f.add("lr-gamma", "0.1", "step schedule: decay factor");
+  f.add("crop-padding", "0", "augmentation: random crop after zero padding by this many pixels");
+  f.add_switch("flip", "augmentation: random horizontal flips");
+  f.add("train-subset", "0", "train on the first N training examples only (0: all)");
+  f.add("test-subset", "0", "evaluate on the first N test examples only (0: all)");
+  f.add("device", "cpu", "cpu, cuda or auto");
+  f.add("threads", "0", "CPU threads for OpenMP and OpenBLAS (0: all cores)");
+  f.add("seed", "1", "seed for initialisation, shuffling, dropout and augmentation");
+  f.add("out", "runs/train", "run folder (metrics, log, checkpoints)");
+  f.add("resume", "", "continue the run in this folder from its checkpoint");
+  f.add("stop-after", "0", "stop with a checkpoint after this many epochs (0: run the full budget); continue with --resume");
+  f.add("log-every", "100", "steps between log lines when the output is not a terminal");
+}
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string exact(double v) {
+  char text[40];
+  std::snprintf(text, sizeof text, "%.17g", v);
+  return text;
+}
+
+void keep_first(Dataset& data, int64_t n) {
+  if (n <= 0 || n >= data.count) return;
+  data.count = n;
+  data.images.resize(size_t(n * data.image_size()));
+  data.labels.resize(size_t(n));
+}
+
+// Keeps the header and the rows whose first column (a step number) is at most `last_step`, so that a
+// resumed run's CSV continues exactly where its checkpoint was taken.
+void truncate_csv(const fs::path& path, int64_t last_step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string line, kept;
+  bool header = true;
+  while (std::getline(in, line)) {
+    if (header || std::stoll(line.substr(0, line.find(','))) <= last_step) kept += line + "\n";
+    header = false;
+  }
+  in.close();
+  std::ofstream(path, std::ios::trunc) << kept;
+}
+
+std::string lookup(const std::vector<std::pair<std::string, std::string>>& metadata, const std::string& key,
+                   const std::string& path) {
+  for (const auto& [k, v] : metadata)
+    if (k == key) return v;
+  throw error("resume: checkpoint ", path, " has no '", key, "' entry; it was not written by raisin train");
+}
+
+void configure_threads(int64_t threads) {
+  if (threads <= 0) return;
+  omp_set_num_threads(int(threads));
+  openblas_set_num_threads(int(threads));
+}
+
+}  // namespace
+
+RunSummary run_training(Flags& flags) {
+  // ---- resume: the run's own flags come back from its checkpoint ----
+  std::vector<std::pair<std::string, std::string>> resume_metadata;
+  fs::path checkpoint_path;
+  const bool resuming = !flags.str("resume").empty();
+  if (resuming) {
+    const fs::path dir = flags.str("resume");
+    checkpoint_path = dir / "checkpoint.safetensors";
+    if (!fs::exists(checkpoint_path))
+      throw error("resume: no checkpoint at ", checkpoint_path.string(), "; give the run folder of an earlier raisin train");
+    resume_metadata = read_checkpoint_metadata(checkpoint_path.string());
+    for (const auto& [name, value] : flags.values()) {
+      if (name == "resume" || name == "threads" || name == "log-every" || name == "stop-after" || name == "device") continue;
+      if (flags.given(name))
+        throw error("resume: --", name, " cannot change when resuming; the run's settings come from its checkpoint");
+      flags.set(name, lookup(resume_metadata, "flag." + name, checkpoint_path.string()));
+    }
+    flags.set("out", dir.string());
+  }
+
+  const std::string device = flags.str("device");
+  if (device != "cpu" && device != "auto" && device != "cuda")
+    throw error("raisin train: --device ", device, " is not one of cpu, cuda, auto");
+  if (device == "cuda")
+    throw error("raisin train: --device cuda is not available: this raisin trains on the CPU only so far; use --device cpu");
+  configure_threads(flags.integer("threads", 0, 1024));
+
+  // ---- data and model ----
+  TrainTest data = load_dataset(flags.str("data"), flags.str("data-dir"));
+  keep_first(data.train, flags.integer("train-subset", 0, INT32_MAX));
+  keep_first(data.test, flags.integer("test-subset", 0, INT32_MAX));
+  const uint64_t seed = uint64_t(flags.integer("seed", 0, INT64_MAX));
+  auto model = make_model(flags.str("model"),
+                          {data.train.channels, data.train.height, data.train.width, data.train.classes}, seed);
+
+  TrainOptions options;
+  options.batch = int(flags.integer("batch", 1, 1 << 20));
+  const double epochs = flags.real("epochs", 1e-6, 1e6);
+  options.schedule = Schedule{Schedule::parse_kind(flags.str("schedule")), float(flags.real("lr", 0, 1e3)), epochs,
+                              flags.real("warmup", 0, 1e6), flags.real("lr-step", 1e-6, 1e6),
+                              float(flags.real("lr-gamma", 0, 1))};
+  options.sgd = SgdOptions{float(flags.real("momentum", 0, 1)), float(flags.real("weight-decay", 0, 1)),
+                           flags.on("nesterov")};
+  options.seed = seed;
+  options.crop_padding = int(flags.integer("crop-padding", 0, 64));
+  options.flip = flags.on("flip");
+  ShuffledSampler sampler(data.train.count, seed);
+  Trainer trainer(*model, data.train, data.normalization, sampler, options);
+
+  // ---- run folder ----
+  const fs::path out = flags.str("out");
+  fs::create_directories(out);
+  const fs::path steps_csv = out / "steps.csv", epochs_csv = out / "epochs.csv";
+  double wall_offset = 0, epoch_loss_sum = 0, epoch_accuracy_sum = 0;
+  int64_t epoch_steps = 0;
+  if (resuming) {
+    load_checkpoint(checkpoint_path.string(), *model, &trainer.optimizer());
+    const auto& m = resume_metadata;
+    const std::string p = checkpoint_path.string();
+    trainer.restore(std::stoll(lookup(m, "train.step", p)), std::stod(lookup(m, "train.progress", p)));
+    wall_offset = std::stod(lookup(m, "train.wall_seconds", p));
+    epoch_loss_sum = std::stod(lookup(m, "train.epoch_loss_sum", p));
+    epoch_accuracy_sum = std::stod(lookup(m, "train.epoch_accuracy_sum", p));
+    epoch_steps = std::stoll(lookup(m, "train.epoch_steps", p));
+    if (trainer.progress() >= epochs - 1e-9)
+      throw error("resume: the run in ", out.string(), " already finished its ", epochs, " epochs");
+    truncate_csv(steps_csv, trainer.steps() - 1);
+    truncate_csv(epochs_csv, trainer.steps());
+  } else {
+    std::ofstream(steps_csv) << "step,epoch,loss,accuracy,lr,lr_multiplier,wall_seconds,images_per_second\n";
+    std::ofstream(epochs_csv)
+        << "step,epoch,train_loss,train_accuracy,test_loss,test_error,wall_seconds,images_per_second\n";
+    std::ofstream command(out / "command.txt");
+    command << "raisin train";
+    for (const auto& [name, value] : flags.values())
+      if (flags.given(name)) command << " --" << name << " " << value;
+    command << "\n";
+  }
+  FILE* log = std::fopen((out / "log.txt").c_str(), resuming ? "a" : "w");
+  if (!log) throw error("raisin train: cannot write ", (out / "log.txt").string(), " (", std::strerror(errno), ")");
+  std::unique_ptr<FILE, int (*)(FILE*)> log_closer(log, &std::fclose);
+  std::ofstream steps_out(steps_csv, std::ios::app), epochs_out(epochs_csv, std::ios::app);
+
+  Progress progress(log, flags.integer("log-every", 1, INT32_MAX));
+  char text[512];
+  std::snprintf(text, sizeof text, "%s %s on %s (%s): %lld train / %lld test images %dx%dx%d, %lld parameters, batch %d, %g epochs",
+                resuming ? "resuming" : "training", flags.str("model").c_str(), flags.str("data").c_str(),
+                data.source.c_str(), (long long)data.train.count, (long long)data.test.count, data.train.channels,
+                data.train.height, data.train.width, (long long)model->parameter_count(), options.batch, epochs);
+  progress.line(text);
+  if (flags.str("data") == "cifar10")
+    progress.line("note: cifar10 here is a JPEG quality-75 copy of CIFAR-10, not the lossless original");
+
+  auto checkpoint = [&](double wall) {
+    std::vector<std::pair<std::string, std::string>> metadata;
+    for (const auto& [name, value] : flags.values()) metadata.emplace_back("flag." + name, value);
+    metadata.emplace_back("train.step", std::to_string(trainer.steps()));
+    metadata.emplace_back("train.progress", exact(trainer.progress()));
+    metadata.emplace_back("train.wall_seconds", exact(wall));
+    metadata.emplace_back("train.epoch_loss_sum", exact(epoch_loss_sum));
+    metadata.emplace_back("train.epoch_accuracy_sum", exact(epoch_accuracy_sum));
+    metadata.emplace_back("train.epoch_steps", std::to_string(epoch_steps));
+    metadata.emplace_back("model", flags.str("model"));
+    metadata.emplace_back("data", flags.str("data"));
+    save_checkpoint((out / "checkpoint.safetensors").string(), *model, &trainer.optimizer(), metadata);
+  };
+
+  const int64_t total_steps = int64_t(std::ceil(epochs * double(data.train.count) / options.batch - 1e-9));
+  const double stop_after = flags.real("stop-after", 0, 1e6);
+  const auto start = std::chrono::steady_clock::now();
+  auto interval_start = start;
+  int64_t interval_steps = 0;
+  double images_per_second = 0;
+  RunSummary summary;
+  summary.out_dir = out.string();
+  Evaluation test{};
+  bool stopped_early = false;
+
+  while (trainer.progress() < epochs - 1e-9) {
+    const int64_t epoch_before = int64_t(std::floor(trainer.progress() + 1e-9));
+    const StepResult r = trainer.step();
+    epoch_loss_sum += r.loss;
+    epoch_accuracy_sum += r.accuracy;
+    ++epoch_steps;
+    ++interval_steps;
+    const double interval = seconds_since(interval_start);
+    if (interval >= 1.0) {
+      images_per_second = interval_steps * options.batch / interval;
+      interval_start = std::chrono::steady_clock::now();
+      interval_steps = 0;
+    } else if (images_per_second == 0 && interval > 0) {
+      images_per_second = interval_steps * options.batch / interval;
+    }
+    const double wall = wall_offset + seconds_since(start);
+    steps_out << r.step << ',' << trainer.progress() << ',' << r.loss << ',' << r.accuracy << ',' << r.lr << ','
+              << r.lr_multiplier << ',' << wall << ',' << images_per_second << '\n';
+
+    ProgressState state{trainer.steps(), total_steps, trainer.progress(), epochs, epoch_loss_sum / epoch_steps,
+                        epoch_accuracy_sum / epoch_steps, images_per_second,
+                        images_per_second > 0 ? (total_steps - trainer.steps()) * options.batch / images_per_second : 0};
+    progress.update(state);
+
+    const bool epoch_done = int64_t(std::floor(trainer.progress() + 1e-9)) > epoch_before;
+    const bool finished = trainer.progress() >= epochs - 1e-9;
+    if (!epoch_done && !finished) continue;
+
+    test = trainer.evaluate(data.test);
+    const double train_loss = epoch_loss_sum / epoch_steps, train_accuracy = epoch_accuracy_sum / epoch_steps;
+    const double wall_now = wall_offset + seconds_since(start);
+    epochs_out << trainer.steps() << ',' << trainer.progress() << ',' << train_loss << ',' << train_accuracy << ','
+               << test.loss << ',' << 1 - test.accuracy << ',' << wall_now << ',' << images_per_second << '\n';
+    epochs_out.flush();
+    steps_out.flush();
+    std::snprintf(text, sizeof text,
+                  "epoch %.2f  step %lld  train loss %.4f  train acc %.2f%%  test loss %.4f  test acc %.2f%%  %.0f img/s  %s",
+                  trainer.progress(), (long long)trainer.steps(), train_loss, 100 * train_accuracy, test.loss,
+                  100 * test.accuracy, images_per_second, format_duration(wall_now).c_str());
+    progress.line(text);
+    summary.final_train_loss = train_loss;
+    epoch_loss_sum = epoch_accuracy_sum = 0;
+    epoch_steps = 0;
+    checkpoint(wall_now);
+    if (stop_after > 0 && trainer.progress() >= stop_after - 1e-9 && !finished) {
+      stopped_early = true;
+      break;
+    }
+  }
+  progress.finish();
+
+  summary.steps = trainer.steps();
+  summary.epochs = trainer.progress();
+  summary.test_loss = test.loss;
+  summary.test_accuracy = test.accuracy;
+  summary.wall_seconds = wall_offset + seconds_since(start);
+  if (stopped_early) {
+    progress.line("stopped after epoch " + exact(trainer.progress()) + "; continue with: raisin train --resume " + out.string());
+  } else {
+    save_checkpoint((out / "model.safetensors").string(), *model, nullptr,
+                    {{"model", flags.str("model")}, {"data", flags.str("data")}});
+  }
+  return summary;
+}
+
+}  // namespace raisin::cli
