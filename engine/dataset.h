@@ -21,7 +21,8 @@ struct Dataset {
   const uint8_t* image(int64_t i) const { return images.data() + i * image_size(); }
 };
 
-// Per-channel mean and standard deviation of the pixels scaled to [0, 1].
+// Per-channel mean and standard deviation of the pixels scaled to [0, 1] (population deviation, over
+// every pixel of every image; exact integer sums). A constant channel has stddev 0.
 struct Normalization {
   std::vector<float> mean, stddev;
 };
@@ -40,19 +41,26 @@ Dataset read_idx(const std::string& images_path, const std::string& labels_path,
 Dataset read_cifar_binary(const std::vector<std::string>& paths);
 // The C10J container (shared/data/cifar10-jpeg75/README.md), decoded with libjpeg.
 Dataset read_c10j(const std::string& path);
-// A learnable synthetic set for tests: each class a random prototype image plus noise.
+// A learnable synthetic set for tests: each class a random prototype image plus noise. Prototypes are
+// piecewise constant on a grid of at most 8x8 cells, noise is uniform in [-48, 48] per pixel (clamped),
+// labels are balanced (count/classes each, ±1) and shuffled; all drawn from Philox under `seed`.
 Dataset make_synthetic(int64_t count, int channels, int height, int width, int classes, uint64_t seed);
 
 // Resolves a dataset name to its files and loads both splits:
-//   mnist         → IDX files in <data_dir>, else $RAISIN_DATA_DIR/mnist, <repo>/.data/mnist,
+//   mnist         → IDX files (each plain or .gz) in <data_dir> or <data_dir>/mnist when data_dir is
+//                   given (and nowhere else); else $RAISIN_DATA_DIR/mnist, <repo>/.data/mnist,
 //                   <repo>/../shared/data/mnist
 //   fashion-mnist → the same search, then /usr/share/datasets/fashion-mnist
 //                   (apt-get install dataset-fashion-mnist)
 //   cifar10       → train.c10j/test.c10j (the JPEG-q75 copy) or the CIFAR binary batches, same search
 //                   with folder cifar10-jpeg75
-//   synthetic     → make_synthetic (no files)
-// Throws naming every place searched and how to get the files when none holds them.
+//   synthetic     → make_synthetic (no files): 10 classes of 1x28x28, 10000 train + 2000 test, seed 1,
+//                   both splits sharing the class prototypes
+// The first folder holding a complete set wins; a malformed file there throws (no fallback). Throws
+// naming every place searched and how to get the files when none holds them, and for an unknown name.
 TrainTest load_dataset(const std::string& name, const std::string& data_dir = "");
+// The folders load_dataset searches for `name`, in order (none for synthetic).
+std::vector<std::string> dataset_search_path(const std::string& name, const std::string& data_dir = "");
 std::vector<std::string> dataset_names();
 
 }  // namespace raisin
