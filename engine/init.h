@@ -24,9 +24,9 @@ inline void uniform_fill(Tensor& t, float bound, Rng& rng) {
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = rng.uniform(-bound, bound);
 }
 
-// He et al. (2015) for ReLU nets: normal with std sqrt(2 / fan_in).
-inline void kaiming_normal_fill(Tensor& t, int64_t fan_in, Rng& rng) {
-  const float stddev = std::sqrt(2.0f / float(fan_in));
+// He et al. (2015) for ReLU nets: normal with std sqrt(2 / fan), fan the inputs (or outputs) per unit.
+inline void kaiming_normal_fill(Tensor& t, int64_t fan, Rng& rng) {
+  const float stddev = std::sqrt(2.0f / float(fan));
   float* p = t.f32();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = rng.normal(0.0f, stddev);
 }

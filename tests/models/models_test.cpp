@@ -1,7 +1,7 @@
 // Tests for models/: every built-in model builds on its natural input and returns [B, classes]; its
 // state_dict names, dtypes and shapes and its parameter count equal those of its PyTorch twin
 // (tools/torch_models.py, via tests/golden/model_state_names.txt); with the same weights it computes
-// PyTorch's logits (tests/golden/model_forward.safetensors); initialisation is seeded Kaiming; bad names
+// PyTorch's logits (tests/golden/model_forward.safetensors); initialisation is seeded Kaiming (PyTorch's choices); bad names
 // and inputs give clear errors. Regenerate the fixtures with tests/golden/generate_model_names.py.
 #include "models/models.h"
 
@@ -193,29 +193,49 @@ TEST(Models, SameSeedSameWeightsDifferentSeedDifferentWeights) {
   }
 }
 
-TEST(Models, InitialisationIsKaimingNormal) {
-  auto check = [](const std::string& model, ModelInput in, const std::string& weight, int64_t fan_in) {
+// Plain nets: Kaiming uniform with a = √5 (PyTorch's default): weights and biases uniform in
+// ±1/sqrt(fan_in), std 1/sqrt(3·fan_in). resnet20: convolutions Kaiming normal, std sqrt(2/fan_out);
+// batch norm weight 1, bias 0.
+TEST(Models, InitialisationIsSeededKaiming) {
+  auto moments = [](const Tensor& t) {
+    double sum = 0, sq = 0;
+    for (int64_t i = 0; i < t.numel(); ++i) sum += t.f32()[i], sq += double(t.f32()[i]) * t.f32()[i];
+    const double mean = sum / double(t.numel());
+    return std::pair{mean, std::sqrt(sq / double(t.numel()) - mean * mean)};
+  };
+  auto check_uniform = [&](const std::string& model, ModelInput in, const std::string& weight, int64_t fan_in) {
     auto net = make_model(model, in, 7);
+    const double bound = 1.0 / std::sqrt(double(fan_in));
+    bool found = false;
     for (const auto& [name, p] : net->named_parameters()) {
-      const Tensor& t = p->value;
+      if (name != weight && name != weight.substr(0, weight.size() - 6) + "bias") continue;
+      found = true;
+      for (int64_t i = 0; i < p->value.numel(); ++i) ASSERT_LE(std::abs(p->value.f32()[i]), bound) << model << " " << name;
       if (name == weight) {
-        double sum = 0, sq = 0;
-        for (int64_t i = 0; i < t.numel(); ++i) sum += t.f32()[i], sq += double(t.f32()[i]) * t.f32()[i];
-        const double mean = sum / double(t.numel()), std = std::sqrt(sq / double(t.numel()) - mean * mean);
-        const double want = std::sqrt(2.0 / double(fan_in));
-        EXPECT_NEAR(std, want, 0.02 * want) << model << " " << name << " (" << t.numel() << " values)";
-        EXPECT_NEAR(mean, 0.0, 0.02 * want) << model << " " << name;
-      }
-      if (name.ends_with(".bias")) {
-        for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(t.f32()[i], 0.0f) << model << " " << name;
-      } else if (t.ndim() == 1) {
-        for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(t.f32()[i], 1.0f) << model << " " << name;
+        const auto [mean, std] = moments(p->value);
+        EXPECT_NEAR(std, bound / std::sqrt(3.0), 0.02 * bound) << model << " " << name;
+        EXPECT_NEAR(mean, 0.0, 0.02 * bound) << model << " " << name;
       }
     }
+    EXPECT_TRUE(found) << model << " has no " << weight;
   };
-  check("mlp", {1, 28, 28, 10}, "classifier.0.weight", 784);             // 401408 values
-  check("vgg-small", {3, 32, 32, 10}, "features.10.weight", 64 * 3 * 3);  // 73728 values
-  check("resnet20", {3, 32, 32, 10}, "layer3.2.conv2.weight", 64 * 3 * 3);
+  check_uniform("mlp", {1, 28, 28, 10}, "classifier.0.weight", 784);             // 401408 values
+  check_uniform("vgg-small", {3, 32, 32, 10}, "features.10.weight", 64 * 3 * 3);  // 73728 values
+  check_uniform("lenet5", {1, 28, 28, 10}, "classifier.0.weight", 400);
+
+  auto resnet = make_model("resnet20", {3, 32, 32, 10}, 7);
+  for (const auto& [name, p] : resnet->named_parameters()) {
+    const Tensor& t = p->value;
+    if (name == "layer3.2.conv2.weight") {
+      const auto [mean, std] = moments(t);
+      const double want = std::sqrt(2.0 / (64 * 3 * 3));
+      EXPECT_NEAR(std, want, 0.02 * want) << name;
+      EXPECT_NEAR(mean, 0.0, 0.02 * want) << name;
+    } else if (t.ndim() == 1 && name.find("bn") != std::string::npos) {
+      const float expected = name.ends_with(".weight") ? 1.0f : 0.0f;
+      for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(t.f32()[i], expected) << name;
+    }
+  }
 }
 
 template <typename F>
