@@ -1,5 +1,6 @@
-// CPU micro-benchmarks for the GEMM-bound kernels: linear (one sgemm) and conv2d (im2col + sgemm per
-// sample) at the shapes of LeNet-5 and ResNet-20 on CIFAR, batch 128. Each reports GFLOP/s.
+// CPU micro-benchmarks at the shapes of LeNet-5 and ResNet-20 on CIFAR, batch 128: the GEMM-bound
+// kernels, linear and conv2d, in GFLOP/s, and the memory-bound layers around the convolutions (max
+// pooling, training batch norm, relu) in GB/s of compulsory traffic.
 //
 // NOTE: bench/CMakeLists.txt globs every cpu_*_bench.cpp into ONE executable, raisin_cpu_bench, and
 // the link provides no main: this file holds the only BENCHMARK_MAIN(). Other cpu_*_bench.cpp files
@@ -14,7 +15,9 @@
 namespace {
 
 using raisin::kernels::Conv2dShape;
+using raisin::kernels::ImageShape;
 using raisin::kernels::LinearShape;
+using raisin::kernels::Pool2dShape;
 
 std::vector<float> filled(int64_t n, float start) {
   std::vector<float> v(static_cast<size_t>(n));
@@ -115,11 +118,114 @@ void conv_shapes(benchmark::internal::Benchmark* b) {
   b->Args({128, 16, 32, 16, 3, 1, 1});  // ResNet-20 stage 1
   b->Args({128, 32, 16, 32, 3, 1, 1});  // ResNet-20 stage 2
   b->Args({128, 64, 8, 64, 3, 1, 1});   // ResNet-20 stage 3
+  b->Args({128, 3, 32, 16, 3, 1, 1});   // ResNet-20 stem
+  b->Args({128, 16, 32, 32, 3, 2, 1});  // ResNet-20 stage 2 entry (stride 2)
+  b->Args({128, 16, 32, 32, 1, 2, 0});  // ResNet-20 stage 2 shortcut (1x1, stride 2)
   b->Unit(benchmark::kMillisecond);
   b->UseRealTime();
 }
 BENCHMARK(BM_Conv2dForward)->Apply(conv_shapes);
 BENCHMARK(BM_Conv2dBackward)->Apply(conv_shapes);
+
+// ---- memory-bound layers around the convolutions: each reports GB/s of compulsory traffic ----
+void set_bytes(benchmark::State& state, double bytes_per_iteration) {
+  state.counters["GB/s"] =
+      benchmark::Counter(bytes_per_iteration * 1e-9 * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+ImageShape image_shape(const benchmark::State& state) {
+  return ImageShape{int(state.range(0)), int(state.range(1)), int(state.range(2)), int(state.range(2))};
+}
+
+// args: batch, channels, hw (square); a 2x2 window with stride 2
+void BM_MaxPoolForward(benchmark::State& state) {
+  const ImageShape im = image_shape(state);
+  const Pool2dShape s{im.batch, im.channels, im.height, im.width, 2, 2, 2, 2};
+  const int64_t out = int64_t(s.batch) * s.channels * s.out_h() * s.out_w();
+  const auto x = filled(im.numel(), 0.1f);
+  std::vector<float> y(static_cast<size_t>(out));
+  std::vector<int32_t> argmax(static_cast<size_t>(out));
+  for (auto _ : state) {
+    raisin::cpu::maxpool2d_forward(s, x.data(), y.data(), argmax.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, 4.0 * double(im.numel() + 2 * out));  // read x, write y and argmax
+}
+
+void BM_MaxPoolBackward(benchmark::State& state) {
+  const ImageShape im = image_shape(state);
+  const Pool2dShape s{im.batch, im.channels, im.height, im.width, 2, 2, 2, 2};
+  const int64_t out = int64_t(s.batch) * s.channels * s.out_h() * s.out_w();
+  const auto x = filled(im.numel(), 0.1f), dy = filled(out, 0.2f);
+  std::vector<float> y(static_cast<size_t>(out)), dx(size_t(im.numel()), 0.0f);
+  std::vector<int32_t> argmax(static_cast<size_t>(out));
+  raisin::cpu::maxpool2d_forward(s, x.data(), y.data(), argmax.data());
+  for (auto _ : state) {
+    raisin::cpu::maxpool2d_backward(s, argmax.data(), dy.data(), dx.data());
+    benchmark::DoNotOptimize(dx.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, 4.0 * double(2 * out + 2 * im.numel()));  // read argmax, dy; read-modify-write dx
+}
+
+// Training batch norm, forward then backward (dx, dgamma, dbeta), as one training step runs it.
+void BM_BatchNormTrainForwardBackward(benchmark::State& state) {
+  const ImageShape s = image_shape(state);
+  const auto x = filled(s.numel(), 0.1f), dy = filled(s.numel(), 0.2f);
+  const auto gamma = filled(s.channels, 1.0f), beta = filled(s.channels, 0.0f);
+  std::vector<float> y(size_t(s.numel())), dx(size_t(s.numel()), 0.0f);
+  std::vector<float> mean(size_t(s.channels)), invstd(size_t(s.channels)), rmean(size_t(s.channels), 0.0f),
+      rvar(size_t(s.channels), 1.0f), dgamma(size_t(s.channels), 0.0f), dbeta(size_t(s.channels), 0.0f);
+  for (auto _ : state) {
+    raisin::cpu::batchnorm2d_forward_train(s, 1e-5f, 0.1f, x.data(), gamma.data(), beta.data(), y.data(),
+                                           mean.data(), invstd.data(), rmean.data(), rvar.data());
+    raisin::cpu::batchnorm2d_backward_train(s, x.data(), gamma.data(), mean.data(), invstd.data(), dy.data(),
+                                            dx.data(), dgamma.data(), dbeta.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(dx.data());
+    benchmark::ClobberMemory();
+  }
+  // forward reads x, writes y; backward reads x and dy, read-modify-writes dx
+  set_bytes(state, 4.0 * double(s.numel()) * 6.0);
+}
+
+void BM_ReluForward(benchmark::State& state) {
+  const ImageShape s = image_shape(state);
+  const auto x = filled(s.numel(), -0.4f);
+  std::vector<float> y(size_t(s.numel()));
+  for (auto _ : state) {
+    raisin::cpu::relu_forward(s.numel(), x.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, 4.0 * double(s.numel()) * 2.0);
+}
+
+void BM_ReluBackward(benchmark::State& state) {
+  const ImageShape s = image_shape(state);
+  const auto y = filled(s.numel(), -0.4f), dy = filled(s.numel(), 0.2f);
+  std::vector<float> dx(size_t(s.numel()), 0.0f);
+  for (auto _ : state) {
+    raisin::cpu::relu_backward(s.numel(), y.data(), dy.data(), dx.data());
+    benchmark::DoNotOptimize(dx.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, 4.0 * double(s.numel()) * 4.0);
+}
+
+// args: batch, channels, hw. Max pooling at LeNet-5's two pools; batch norm and relu at ResNet-20's
+// three stages (and relu at LeNet-5's first activation).
+BENCHMARK(BM_MaxPoolForward)->ArgNames({"B", "C", "HW"})->Args({128, 6, 28})->Args({128, 16, 10})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_MaxPoolBackward)->ArgNames({"B", "C", "HW"})->Args({128, 6, 28})->Args({128, 16, 10})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_BatchNormTrainForwardBackward)->ArgNames({"B", "C", "HW"})->Args({128, 16, 32})
+    ->Args({128, 32, 16})->Args({128, 64, 8})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_ReluForward)->ArgNames({"B", "C", "HW"})->Args({128, 6, 28})->Args({128, 16, 32})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_ReluBackward)->ArgNames({"B", "C", "HW"})->Args({128, 6, 28})->Args({128, 16, 32})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace
 

@@ -30,9 +30,13 @@ void relu_forward(int64_t n, const float* x, float* y) {
 }
 
 // dx += dy where the forward output y is positive (the gradient at 0 is taken as 0, as in PyTorch).
+// (dy is loaded unconditionally so that the select vectorises; a conditional load does not.)
 void relu_backward(int64_t n, const float* y, const float* dy, float* dx) {
 #pragma omp parallel for simd if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = dy[i];
+    dx[i] += y[i] > 0.0f ? g : 0.0f;
+  }
 }
 
 // y = a + b (y may alias a or b).

@@ -13,16 +13,50 @@ namespace raisin::cpu {
 namespace {
 // Below this many output elements a single thread is faster than a parallel region.
 constexpr int64_t kParallelMin = 1 << 14;
+
+// v replaces the current winner when it is larger, or a NaN over a number; else the first stays.
+inline void take_if_larger(float v, int32_t index, float& best, int32_t& best_index) {
+  const bool take = (v > best) | ((v != v) & (best == best));  // (x != x: x is NaN)
+  best = take ? v : best;
+  best_index = take ? index : best_index;
+}
+
+void maxpool2x2_plane(const kernels::Pool2dShape& s, const float* xp, float* yp, int32_t* ap) {
+  const int out_h = s.out_h(), out_w = s.out_w(), W = s.in_w;
+  for (int oh = 0; oh < out_h; ++oh) {
+    const float* row0 = xp + 2 * oh * W;
+    const float* row1 = row0 + W;
+    for (int ow = 0; ow < out_w; ++ow) {
+      const int32_t i0 = 2 * oh * W + 2 * ow;  // the window's first element, flat in the plane
+      float best = row0[2 * ow];
+      int32_t best_index = i0;
+      take_if_larger(row0[2 * ow + 1], i0 + 1, best, best_index);
+      take_if_larger(row1[2 * ow], i0 + W, best, best_index);
+      take_if_larger(row1[2 * ow + 1], i0 + W + 1, best, best_index);
+      yp[oh * out_w + ow] = best;
+      ap[oh * out_w + ow] = best_index;
+    }
+  }
+}
 }  // namespace
 
 // Padding acts as −inf. argmax holds the flat index h·in_w + w of the winner inside its (n, c) plane;
 // on ties the first element in row-major window order wins, and a NaN wins over any number (as in
 // PyTorch). A window lying wholly inside the padding (only possible with pad > kernel / 2, which
 // PyTorch rejects) gives −inf and argmax −1, which the backward pass skips.
+//
+// The common 2x2 window with stride 2 and no padding (LeNet-5, VGG) takes a branch-free path: the
+// general loop's data-dependent branches mispredict on every other element.
 void maxpool2d_forward(const kernels::Pool2dShape& s, const float* x, float* y, int32_t* argmax) {
   const int out_h = s.out_h(), out_w = s.out_w();
   const int64_t planes = int64_t(s.batch) * s.channels;
   const int64_t in_plane = int64_t(s.in_h) * s.in_w, out_plane = int64_t(out_h) * out_w;
+  if (s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 0 && s.pad_w == 0) {
+#pragma omp parallel for if (planes * out_plane >= kParallelMin)
+    for (int64_t p = 0; p < planes; ++p)
+      maxpool2x2_plane(s, x + p * in_plane, y + p * out_plane, argmax + p * out_plane);
+    return;
+  }
 #pragma omp parallel for if (planes * out_plane >= kParallelMin)
   for (int64_t p = 0; p < planes; ++p) {
     const float* xp = x + p * in_plane;

@@ -2,13 +2,21 @@
 // (odd sizes, batch 1, strides, padding, non-square and 1x1 kernels, with and without bias), and
 // backward gradients against central finite differences of L = dot(r, reference_forward(x, w, b)),
 // including the accumulate-into-gradients contract, null gradient pointers and a workspace whose
-// prior contents must not matter.
+// prior contents must not matter. Every check runs once per way the kernels can compute (for_each_isa):
+// the im2col + GEMM way, and the direct SIMD kernels with AVX2 and with AVX-512 where the CPU has them.
+// The split of the batch over threads is covered too: batches that are not a multiple of the thread
+// count, batch 1 and large batches against a double reference of the backward pass, and every sample
+// computed as if it were alone in its batch.
+#include <cblas.h>
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/conv2d_direct.h"
 #include "kernels/cpu/kernels.h"
 #include "tests/support/check.h"
 
@@ -16,6 +24,20 @@ namespace {
 
 using raisin::kernels::Conv2dShape;
 namespace rt = raisin::test;
+namespace direct = raisin::cpu::conv2d_direct;
+
+// Runs check() once per instruction set the direct kernels can use on this CPU, plus once with none
+// (the im2col + GEMM way for every shape), with the limit set and a trace naming it.
+template <class Check>
+void for_each_isa(Check check) {
+  for (direct::Isa isa : {direct::Isa::none, direct::Isa::avx2, direct::Isa::avx512}) {
+    if (isa > direct::detected_isa()) continue;
+    SCOPED_TRACE(isa == direct::Isa::none ? "im2col + GEMM" : isa == direct::Isa::avx2 ? "AVX2" : "AVX-512");
+    direct::set_isa_limit(isa);
+    check();
+  }
+  direct::set_isa_limit(direct::Isa::avx512);  // no limit
+}
 
 // Direct cross-correlation with zero padding; b empty means no bias.
 std::vector<double> reference_conv2d(const Conv2dShape& s, const std::vector<double>& x,
@@ -38,6 +60,35 @@ std::vector<double> reference_conv2d(const Conv2dShape& s, const std::vector<dou
           y[((size_t(n) * s.out_channels + co) * OH + oh) * OW + ow] = sum;
         }
   return y;
+}
+
+// The exact gradients of L = Σ r·reference_conv2d(x, w, b), accumulated in double.
+struct ReferenceGrads {
+  std::vector<double> dx, dw, db;
+};
+ReferenceGrads reference_conv2d_backward(const Conv2dShape& s, const std::vector<double>& x,
+                                         const std::vector<double>& w, const std::vector<double>& r) {
+  const int OH = s.out_h(), OW = s.out_w();
+  ReferenceGrads g{std::vector<double>(x.size()), std::vector<double>(w.size()),
+                   std::vector<double>(size_t(s.out_channels))};
+  for (int n = 0; n < s.batch; n++)
+    for (int co = 0; co < s.out_channels; co++)
+      for (int oh = 0; oh < OH; oh++)
+        for (int ow = 0; ow < OW; ow++) {
+          const double ry = r[((size_t(n) * s.out_channels + co) * OH + oh) * OW + ow];
+          g.db[co] += ry;
+          for (int ci = 0; ci < s.in_channels; ci++)
+            for (int i = 0; i < s.kernel_h; i++)
+              for (int j = 0; j < s.kernel_w; j++) {
+                const int ih = oh * s.stride_h - s.pad_h + i, iw = ow * s.stride_w - s.pad_w + j;
+                if (ih < 0 || ih >= s.in_h || iw < 0 || iw >= s.in_w) continue;
+                const size_t xi = ((size_t(n) * s.in_channels + ci) * s.in_h + ih) * s.in_w + iw;
+                const size_t wi = ((size_t(co) * s.in_channels + ci) * s.kernel_h + i) * s.kernel_w + j;
+                g.dx[xi] += ry * w[wi];
+                g.dw[wi] += ry * x[xi];
+              }
+        }
+  return g;
 }
 
 struct ConvCase {
@@ -87,9 +138,11 @@ class Conv2dCpu : public ::testing::TestWithParam<ConvCase> {};
 TEST_P(Conv2dCpu, ForwardMatchesReference) {
   ConvData d(GetParam());
   const auto expected = reference_conv2d(d.s, rt::to_double(d.x), rt::to_double(d.w), rt::to_double(d.b));
-  std::vector<float> y(expected.size(), NAN);  // forward must overwrite, whatever y held
-  raisin::cpu::conv2d_forward(d.s, d.x.data(), d.w.data(), d.b_ptr(), y.data(), d.ws());
-  EXPECT_TRUE(rt::all_close("y", y, expected, kRtol, atol_for(d.forward_terms())));
+  for_each_isa([&] {
+    std::vector<float> y(expected.size(), NAN);  // forward must overwrite, whatever y held
+    raisin::cpu::conv2d_forward(d.s, d.x.data(), d.w.data(), d.b_ptr(), y.data(), d.ws());
+    EXPECT_TRUE(rt::all_close("y", y, expected, kRtol, atol_for(d.forward_terms())));
+  });
 }
 
 TEST_P(Conv2dCpu, BackwardMatchesFiniteDifferences) {
@@ -109,48 +162,50 @@ TEST_P(Conv2dCpu, BackwardMatchesFiniteDifferences) {
     raisin::cpu::conv2d_backward(d.s, d.x.data(), d.w.data(), d.r.data(), dx, dw, db, d.ws());
   };
 
-  // From zero: the gradients themselves.
-  {
-    std::vector<float> dx(d.x.size(), 0.0f), dw(d.w.size(), 0.0f), db(d.b.size(), 0.0f);
-    backward(dx.data(), dw.data(), db.empty() ? nullptr : db.data());
-    EXPECT_TRUE(rt::all_close("dx", dx, gx, kRtol, atol_x));
-    EXPECT_TRUE(rt::all_close("dw", dw, gw, kRtol, atol_w));
-    if (!gb.empty()) {
-      EXPECT_TRUE(rt::all_close("db", db, gb, kRtol, atol_w));
+  for_each_isa([&] {
+    // From zero: the gradients themselves.
+    {
+      std::vector<float> dx(d.x.size(), 0.0f), dw(d.w.size(), 0.0f), db(d.b.size(), 0.0f);
+      backward(dx.data(), dw.data(), db.empty() ? nullptr : db.data());
+      EXPECT_TRUE(rt::all_close("dx", dx, gx, kRtol, atol_x));
+      EXPECT_TRUE(rt::all_close("dw", dw, gw, kRtol, atol_w));
+      if (!gb.empty()) {
+        EXPECT_TRUE(rt::all_close("db", db, gb, kRtol, atol_w));
+      }
     }
-  }
 
-  // Pre-filled buffers: backward adds to them.
-  {
-    auto dx = rt::random_floats(d.x.size(), 71), dw = rt::random_floats(d.w.size(), 72),
-         db = rt::random_floats(d.b.size(), 73);
-    auto ex = rt::to_double(dx), ew = rt::to_double(dw), eb = rt::to_double(db);
-    for (size_t i = 0; i < ex.size(); i++) ex[i] += gx[i];
-    for (size_t i = 0; i < ew.size(); i++) ew[i] += gw[i];
-    for (size_t i = 0; i < eb.size(); i++) eb[i] += gb[i];
-    backward(dx.data(), dw.data(), db.empty() ? nullptr : db.data());
-    EXPECT_TRUE(rt::all_close("dx accumulated", dx, ex, kRtol, atol_x));
-    EXPECT_TRUE(rt::all_close("dw accumulated", dw, ew, kRtol, atol_w));
-    if (!gb.empty()) {
-      EXPECT_TRUE(rt::all_close("db accumulated", db, eb, kRtol, atol_w));
+    // Pre-filled buffers: backward adds to them.
+    {
+      auto dx = rt::random_floats(d.x.size(), 71), dw = rt::random_floats(d.w.size(), 72),
+           db = rt::random_floats(d.b.size(), 73);
+      auto ex = rt::to_double(dx), ew = rt::to_double(dw), eb = rt::to_double(db);
+      for (size_t i = 0; i < ex.size(); i++) ex[i] += gx[i];
+      for (size_t i = 0; i < ew.size(); i++) ew[i] += gw[i];
+      for (size_t i = 0; i < eb.size(); i++) eb[i] += gb[i];
+      backward(dx.data(), dw.data(), db.empty() ? nullptr : db.data());
+      EXPECT_TRUE(rt::all_close("dx accumulated", dx, ex, kRtol, atol_x));
+      EXPECT_TRUE(rt::all_close("dw accumulated", dw, ew, kRtol, atol_w));
+      if (!gb.empty()) {
+        EXPECT_TRUE(rt::all_close("db accumulated", db, eb, kRtol, atol_w));
+      }
     }
-  }
 
-  // Null pointers: each gradient alone, then none at all.
-  {
-    std::vector<float> dx(d.x.size(), 0.0f);
-    backward(dx.data(), nullptr, nullptr);
-    EXPECT_TRUE(rt::all_close("dx alone", dx, gx, kRtol, atol_x));
-    std::vector<float> dw(d.w.size(), 0.0f);
-    backward(nullptr, dw.data(), nullptr);
-    EXPECT_TRUE(rt::all_close("dw alone", dw, gw, kRtol, atol_w));
-    if (!gb.empty()) {
-      std::vector<float> db(d.b.size(), 0.0f);
-      backward(nullptr, nullptr, db.data());
-      EXPECT_TRUE(rt::all_close("db alone", db, gb, kRtol, atol_w));
+    // Null pointers: each gradient alone, then none at all.
+    {
+      std::vector<float> dx(d.x.size(), 0.0f);
+      backward(dx.data(), nullptr, nullptr);
+      EXPECT_TRUE(rt::all_close("dx alone", dx, gx, kRtol, atol_x));
+      std::vector<float> dw(d.w.size(), 0.0f);
+      backward(nullptr, dw.data(), nullptr);
+      EXPECT_TRUE(rt::all_close("dw alone", dw, gw, kRtol, atol_w));
+      if (!gb.empty()) {
+        std::vector<float> db(d.b.size(), 0.0f);
+        backward(nullptr, nullptr, db.data());
+        EXPECT_TRUE(rt::all_close("db alone", db, gb, kRtol, atol_w));
+      }
+      backward(nullptr, nullptr, nullptr);
     }
-    backward(nullptr, nullptr, nullptr);
-  }
+  });
 }
 
 std::vector<ConvCase> conv_cases() {
@@ -168,6 +223,19 @@ std::vector<ConvCase> conv_cases() {
       {1, 2, 4, 4, 3, 4, 4, 1, 1, 0, 0},  // kernel covers the input: 1x1 output
       {2, 3, 5, 5, 2, 3, 3, 3, 3, 1, 1},  // stride 3: some input pixels feed no output
       {2, 3, 3, 3, 2, 3, 3, 2, 2, 2, 2},  // padding ≥ half the kernel: outputs that see only padding
+      // stride 1 with padding below the kernel: the direct kernels, when the CPU has them
+      {3, 16, 5, 6, 3, 3, 3, 1, 1, 1, 1},  // odd batch, 16 channels (direct dw), 3 outputs (blocks 2 + 1)
+      {1, 16, 4, 5, 2, 3, 2, 1, 1, 0, 1},  // batch 1, non-square kernel, padding on one axis
+      {2, 16, 4, 4, 2, 3, 3, 1, 1, 2, 2},  // pad = kernel − 1: the flipped convolution has no padding
+      {2, 8, 5, 7, 9, 3, 5, 1, 1, 1, 2},   // 8 channels (direct dw with AVX2 only), 9 outputs, 15 taps
+      {1, 1, 9, 9, 2, 7, 7, 1, 1, 3, 3},   // 7x7 kernel
+      // the im2col + GEMM way whatever the CPU
+      {2, 16, 3, 3, 2, 2, 2, 1, 1, 2, 2},  // pad ≥ kernel
+      {3, 16, 6, 5, 2, 3, 3, 2, 1, 1, 1},  // stride 2 along h only
+      {2, 16, 7, 8, 3, 3, 3, 3, 3, 1, 1},  // stride 3
+      {2, 16, 7, 7, 3, 2, 2, 3, 3, 0, 0},  // kernel < stride: pixels no window reads
+      {2, 16, 3, 3, 2, 2, 2, 2, 2, 2, 2},  // pad ≥ kernel with stride 2
+      {5, 17, 3, 3, 2, 1, 1, 1, 1, 0, 0},  // pointwise, batch 5
   };
   std::vector<ConvCase> cases;
   for (const auto& s : shapes)
@@ -186,11 +254,107 @@ TEST(Conv2dCpuLarge, ForwardMatchesReference) {
   EXPECT_TRUE(rt::all_close("y", y, expected, kRtol, atol_for(d.forward_terms())));
 }
 
-// The workspace size covers one im2col matrix, and is zero when no lowering is needed.
+// Large batches (more samples than threads, not a multiple of any small thread count), forward and
+// backward against the double reference, every way: direct, im2col + GEMM (stride 2), pointwise. The
+// pre-filled gradients check the accumulation once more.
+class Conv2dCpuLargeBatch : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(Conv2dCpuLargeBatch, ForwardAndBackwardMatchReference) {
+  ConvData d(GetParam());
+  const auto xd = rt::to_double(d.x), wd = rt::to_double(d.w);
+  const auto expected = reference_conv2d(d.s, xd, wd, rt::to_double(d.b));
+  const auto g = reference_conv2d_backward(d.s, xd, wd, rt::to_double(d.r));
+  for_each_isa([&] {
+    std::vector<float> y(expected.size(), NAN);
+    raisin::cpu::conv2d_forward(d.s, d.x.data(), d.w.data(), d.b_ptr(), y.data(), d.ws());
+    EXPECT_TRUE(rt::all_close("y", y, expected, kRtol, atol_for(d.forward_terms())));
+
+    auto dx = rt::random_floats(d.x.size(), 81), dw = rt::random_floats(d.w.size(), 82),
+         db = rt::random_floats(size_t(d.s.out_channels), 83);
+    auto ex = rt::to_double(dx), ew = rt::to_double(dw), eb = rt::to_double(db);
+    for (size_t i = 0; i < ex.size(); i++) ex[i] += g.dx[i];
+    for (size_t i = 0; i < ew.size(); i++) ew[i] += g.dw[i];
+    for (size_t i = 0; i < eb.size(); i++) eb[i] += g.db[i];
+    raisin::cpu::conv2d_backward(d.s, d.x.data(), d.w.data(), d.r.data(), dx.data(), dw.data(), db.data(),
+                                 d.ws());
+    EXPECT_TRUE(rt::all_close("dx", dx, ex, kRtol, atol_for(d.dx_terms())));
+    EXPECT_TRUE(rt::all_close("dw", dw, ew, kRtol, atol_for(d.dw_terms())));
+    EXPECT_TRUE(rt::all_close("db", db, eb, kRtol, atol_for(d.dw_terms())));
+  });
+}
+
+std::vector<ConvCase> large_batch_cases() {
+  return {
+      {{37, 16, 8, 8, 8, 3, 3, 1, 1, 1, 1}, true},    // ResNet-like
+      {{37, 6, 9, 9, 4, 5, 5, 1, 1, 2, 2}, true},     // LeNet-like, 6 channels (dw by GEMM)
+      {{33, 1, 12, 12, 6, 5, 5, 1, 1, 2, 2}, true},   // one input channel
+      {{37, 16, 9, 8, 8, 3, 3, 2, 2, 1, 1}, false},   // stride 2 (ResNet stage entry), odd input
+      {{129, 16, 4, 4, 8, 1, 1, 2, 2, 0, 0}, false},  // ResNet shortcut, more than 128 samples
+      {{37, 16, 5, 5, 8, 1, 1, 1, 1, 0, 0}, true},    // pointwise
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dCpuLargeBatch, ::testing::ValuesIn(large_batch_cases()), case_name);
+
+// However the batch is split over threads, every sample's output and input gradient are computed
+// exactly as if the sample were alone: a batch of 13 equals 13 batches of one, bit for bit.
+TEST(Conv2dCpuSplit, SamplesAreIndependentOfTheirBatch) {
+  for (const Conv2dShape shape : {Conv2dShape{13, 16, 7, 7, 5, 3, 3, 1, 1, 1, 1},
+                                  Conv2dShape{13, 3, 7, 7, 5, 3, 3, 2, 2, 1, 1}}) {
+    ConvData d({shape, true});
+    const auto& s = d.s;
+    const size_t x_size = size_t(s.in_channels) * s.in_h * s.in_w,
+                 y_size = size_t(s.out_channels) * s.out_h() * s.out_w();
+    Conv2dShape one = s;
+    one.batch = 1;
+    std::vector<float> ws(size_t(raisin::cpu::conv2d_workspace_floats(one)), NAN);
+    for_each_isa([&] {
+      std::vector<float> y(s.batch * y_size), dx(s.batch * x_size, 0.0f);
+      raisin::cpu::conv2d_forward(s, d.x.data(), d.w.data(), d.b_ptr(), y.data(), d.ws());
+      raisin::cpu::conv2d_backward(s, d.x.data(), d.w.data(), d.r.data(), dx.data(), nullptr, nullptr, d.ws());
+      for (int n = 0; n < s.batch; n++) {
+        std::vector<float> y1(y_size), dx1(x_size, 0.0f);
+        raisin::cpu::conv2d_forward(one, d.x.data() + n * x_size, d.w.data(), d.b_ptr(), y1.data(), ws.data());
+        raisin::cpu::conv2d_backward(one, d.x.data() + n * x_size, d.w.data(), d.r.data() + n * y_size,
+                                     dx1.data(), nullptr, nullptr, ws.data());
+        EXPECT_TRUE(std::equal(y1.begin(), y1.end(), y.begin() + n * y_size)) << "y of sample " << n;
+        EXPECT_TRUE(std::equal(dx1.begin(), dx1.end(), dx.begin() + n * x_size)) << "dx of sample " << n;
+      }
+    });
+  }
+}
+
+// Whatever OpenBLAS build is linked, the kernels leave its thread count and OpenMP's as they found them.
+TEST(Conv2dCpuSplit, RestoresTheThreadCounts) {
+  ConvData d({{4, 16, 6, 6, 4, 3, 3, 2, 2, 1, 1}, true});  // stride 2: OpenBLAS calls on every path
+  const int blas_before = openblas_get_num_threads(), omp_before = omp_get_max_threads();
+  std::vector<float> y(d.r.size()), dx(d.x.size()), dw(d.w.size()), db(d.b.size());
+  raisin::cpu::conv2d_forward(d.s, d.x.data(), d.w.data(), d.b_ptr(), y.data(), d.ws());
+  raisin::cpu::conv2d_backward(d.s, d.x.data(), d.w.data(), d.r.data(), dx.data(), dw.data(), db.data(), d.ws());
+  EXPECT_EQ(openblas_get_num_threads(), blas_before);
+  EXPECT_EQ(omp_get_max_threads(), omp_before);
+}
+
+// The workspace holds one slot per thread (at most one per sample) and, for the direct kernels, the
+// flipped weights. Exact for the shapes that only take the im2col + GEMM way; bounded by the thread
+// count, not by the batch, for all.
 TEST(Conv2dCpuWorkspace, Size) {
-  EXPECT_EQ(raisin::cpu::conv2d_workspace_floats({2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1}), 3 * 3 * 3 * 7 * 6);
-  EXPECT_EQ(raisin::cpu::conv2d_workspace_floats({2, 4, 7, 7, 3, 1, 1, 2, 2, 0, 0}), 4 * 4 * 4);
-  EXPECT_EQ(raisin::cpu::conv2d_workspace_floats({3, 4, 5, 5, 5, 1, 1, 1, 1, 0, 0}), 0);
+  using raisin::cpu::conv2d_workspace_floats;
+  // stride 2, padding 1: padded sample [3, 9, 8] + col [3·3·3, 4·3] + dw partial [4, 27]
+  EXPECT_EQ(conv2d_workspace_floats({1, 3, 7, 6, 4, 3, 3, 2, 2, 1, 1}), 3 * 9 * 8 + 27 * 4 * 3 + 4 * 27);
+  // stride 2 1x1: col [4, 4·4] + dw [3, 4]
+  EXPECT_EQ(conv2d_workspace_floats({1, 4, 7, 7, 3, 1, 1, 2, 2, 0, 0}), 4 * 4 * 4 + 3 * 4);
+  // pointwise: no col, dw [5, 4] only
+  EXPECT_EQ(conv2d_workspace_floats({1, 4, 5, 5, 5, 1, 1, 1, 1, 0, 0}), 5 * 4);
+  for (const Conv2dShape shape : {Conv2dShape{128, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1},
+                                  Conv2dShape{128, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0},
+                                  Conv2dShape{128, 16, 32, 32, 32, 3, 3, 2, 2, 1, 1}}) {
+    Conv2dShape one = shape, huge = shape;
+    one.batch = 1;
+    huge.batch = 100000;
+    EXPECT_EQ(conv2d_workspace_floats(huge), conv2d_workspace_floats(shape));
+    EXPECT_LE(conv2d_workspace_floats(one), conv2d_workspace_floats(shape));
+  }
 }
 
 }  // namespace
