@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "engine/memory.h"
+#include "kernels/cpu/kernels.h"
 
 namespace raisin {
 
@@ -173,7 +174,7 @@ void Tensor::copy_from(const Tensor& other) {
 void Tensor::fill(float value) {
   if (!device().is_cpu()) throw error("fill: ", str(), " is not on the cpu");
   switch (dtype_) {
-    case DType::f32: std::fill_n(f32(), numel(), value); break;
+    case DType::f32: cpu::fill(numel(), value, f32()); break;  // parallel for large tensors
     case DType::i32: std::fill_n(i32(), numel(), int32_t(value)); break;
     case DType::i64: std::fill_n(i64(), numel(), int64_t(value)); break;
   }
