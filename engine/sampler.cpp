@@ -1,4 +1,4 @@
-// The shuffled-epochs sampler (the SGD baseline).
+// The uniform samplers: shuffled epochs (the SGD baseline) and uniform with replacement.
 #include "engine/sampler.h"
 
 #include <algorithm>
@@ -6,6 +6,7 @@
 #include <random>
 
 #include "engine/error.h"
+#include "kernels/philox.h"
 
 namespace raisin {
 
@@ -31,6 +32,20 @@ void ShuffledSampler::draw(int64_t step, int batch, std::vector<int32_t>& indice
   for (int b = 0; b < batch; ++b) {
     const int64_t position = step * batch + b;
     indices[b] = permutation(position / count_)[position % count_];
+  }
+}
+
+UniformIidSampler::UniformIidSampler(int64_t count, uint64_t seed) : count_(count), seed_(seed) {
+  if (count < 1 || count > INT32_MAX) throw error("sampler: dataset size ", count, " out of range");
+}
+
+void UniformIidSampler::draw(int64_t step, int batch, std::vector<int32_t>& indices, std::vector<float>& weights) {
+  indices.resize(batch);
+  weights.clear();
+  for (int j = 0; j < batch; ++j) {
+    const kernels::Philox4 r = kernels::philox_block(seed_, uint64_t(step), uint64_t(j));
+    const uint64_t bits = (uint64_t(r.v[0]) << 32) | r.v[1];  // u = bits / 2^64
+    indices[j] = int32_t((unsigned __int128)bits * uint64_t(count_) >> 64);
   }
 }
 

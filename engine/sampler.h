@@ -39,4 +39,17 @@ class ShuffledSampler : public Sampler {
   std::vector<int32_t> cached_;
 };
 
+// Uniform sampling with replacement (RAIS.md §6 `uniform-iid`, an ablation): draw j of step s is
+// example ⌊u·n⌋ for a 64-bit Philox number u ∈ [0, 1) keyed by (seed, s, j).
+class UniformIidSampler : public Sampler {
+ public:
+  UniformIidSampler(int64_t count, uint64_t seed);
+  std::string name() const override { return "uniform-iid"; }
+  void draw(int64_t step, int batch, std::vector<int32_t>& indices, std::vector<float>& weights) override;
+
+ private:
+  int64_t count_;
+  uint64_t seed_;
+};
+
 }  // namespace raisin
