@@ -8,6 +8,15 @@
 
 namespace raisin {
 
+// What a training step learned about the examples it drew, for samplers that adapt (RAIS).
+struct Observation {
+  int64_t step;
+  const std::vector<int32_t>& indices;  // the drawn examples, duplicates included
+  const float* proxy_norms;             // ṽ_i = ‖softmax(z_i) − onehot(y_i)‖₂ per drawn example
+  const float* weights;                 // ω_i used in the step; null when every ω is 1
+  double bias_gradient_sq_norm;         // ‖ĝ‖², ĝ = (1/B) Σ ω_i (softmax(z_i) − onehot(y_i))
+};
+
 class Sampler {
  public:
   virtual ~Sampler() = default;
@@ -15,8 +24,8 @@ class Sampler {
   // Fills indices[0..batch) for step `step` and, for importance samplers, weights[0..batch)
   // (ω_i = 1/(n·p_i)); leaves weights empty when every ω is 1.
   virtual void draw(int64_t step, int batch, std::vector<int32_t>& indices, std::vector<float>& weights) = 0;
-  // The proxy norms ṽ of the examples drawn at `step`, after the loss was computed.
-  virtual void observe(int64_t /*step*/, const std::vector<int32_t>& /*indices*/, const float* /*proxy_norms*/) {}
+  // Called after each step's backward pass with what the step measured.
+  virtual void observe(const Observation& /*observation*/) {}
   // The learning-rate multiplier for the step just drawn (r̂ for RAIS; 1 for uniform sampling).
   virtual double lr_multiplier() const { return 1.0; }
 };

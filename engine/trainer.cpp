@@ -47,6 +47,20 @@ void check_normalization(const Dataset& data, const Normalization& normalization
                 data.channels);
 }
 
+// ‖Σ_i dlogits_i‖²: the squared norm of the gradient of the last layer's bias, since the loss is the
+// only consumer of the logits and its backward wrote dlogits_i = ω_i (softmax − onehot) / B.
+double bias_gradient_sq_norm(const Tensor& dlogits) {
+  const int64_t batch = dlogits.size(0), classes = dlogits.size(1);
+  const float* d = dlogits.f32();
+  double total = 0;
+  for (int64_t k = 0; k < classes; ++k) {
+    double column = 0;
+    for (int64_t i = 0; i < batch; ++i) column += d[i * classes + k];
+    total += column * column;
+  }
+  return total;
+}
+
 }  // namespace
 
 Evaluation evaluate(Module& model, const Dataset& data, const Normalization& normalization, int batch) {
@@ -117,7 +131,8 @@ StepResult Trainer::step() {
   const double multiplier = sampler_.lr_multiplier();
   const float lr = float(multiplier * options_.schedule.lr(progress_));
   optimizer_.step(lr);
-  sampler_.observe(step_, indices_, loss.proxy_norm.f32());
+  sampler_.observe({step_, indices_, loss.proxy_norm.f32(), weights_.empty() ? nullptr : weights_.data(),
+                    bias_gradient_sq_norm(logits->grad)});
 
   StepResult result{step_, loss_value, double(count_correct(logits->value, y.i32())) / options_.batch, lr, multiplier};
   progress_ += multiplier * options_.batch / double(train_.count);
