@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
     if (command == "train") return train_command(argc - 1, argv + 1);
     if (command == "eval") return eval_command(argc - 1, argv + 1);
   } catch (const Error& e) {
-    std::fprintf(stderr, "raisin %s: error: %s\n", command.c_str(), e.what());
+    std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "raisin %s: unexpected error: %s\n", command.c_str(), e.what());

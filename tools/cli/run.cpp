@@ -43,6 +43,7 @@ void declare_train_flags(Flags& f) {
   f.add_switch("flip", "augmentation: random horizontal flips");
   f.add("train-subset", "0", "train on the first N training examples only (0: all)");
   f.add("test-subset", "0", "evaluate on the first N test examples only (0: all)");
+  f.add("sampler", "uniform", "uniform (shuffled epochs: plain SGD) or uniform-iid (with replacement)");
   f.add("device", "cpu", "cpu, cuda or auto");
   f.add("threads", "0", "CPU threads for OpenMP and OpenBLAS (0: all cores)");
   f.add("seed", "1", "seed for initialisation, shuffling, dropout and augmentation");
@@ -91,6 +92,12 @@ std::string lookup(const std::vector<std::pair<std::string, std::string>>& metad
   for (const auto& [k, v] : metadata)
     if (k == key) return v;
   throw error("resume: checkpoint ", path, " has no '", key, "' entry; it was not written by raisin train");
+}
+
+std::unique_ptr<Sampler> make_sampler(const std::string& name, int64_t count, uint64_t seed) {
+  if (name == "uniform") return std::make_unique<ShuffledSampler>(count, seed);
+  if (name == "uniform-iid") return std::make_unique<UniformIidSampler>(count, seed);
+  throw error("raisin train: unknown --sampler '", name, "': use uniform or uniform-iid");
 }
 
 void configure_threads(int64_t threads) {
@@ -147,8 +154,8 @@ RunSummary run_training(Flags& flags) {
   options.seed = seed;
   options.crop_padding = int(flags.integer("crop-padding", 0, 64));
   options.flip = flags.on("flip");
-  ShuffledSampler sampler(data.train.count, seed);
-  Trainer trainer(*model, data.train, data.normalization, sampler, options);
+  const std::unique_ptr<Sampler> sampler = make_sampler(flags.str("sampler"), data.train.count, seed);
+  Trainer trainer(*model, data.train, data.normalization, *sampler, options);
 
   // ---- run folder ----
   const fs::path out = flags.str("out");
