@@ -19,6 +19,7 @@
 #include "engine/sampler.h"
 #include "engine/trainer.h"
 #include "models/models.h"
+#include "rais/rais_sampler.h"
 #include "tools/cli/progress.h"
 
 namespace raisin::cli {
@@ -43,7 +44,12 @@ void declare_train_flags(Flags& f) {
   f.add_switch("flip", "augmentation: random horizontal flips");
   f.add("train-subset", "0", "train on the first N training examples only (0: all)");
   f.add("test-subset", "0", "evaluate on the first N test examples only (0: all)");
-  f.add("sampler", "uniform", "uniform (shuffled epochs: plain SGD) or uniform-iid (with replacement)");
+  f.add("sampler", "uniform", "uniform (shuffled epochs: plain SGD), uniform-iid (with replacement) or rais");
+  f.add("rais-alpha", "0.01", "rais: EMA weight of the gain-ratio moments");
+  f.add("rais-records", "32", "rais: records kept for the uncertainty-set fit, in batches (|D| = N·B); also the refit period in steps");
+  f.add("rais-refresh", "1", "rais: steps between rebuilds of the sampling distribution");
+  f.add("rais-uniform-share", "0", "rais: mix this share of uniform sampling into p");
+  f.add("rais-floor", "0.01", "rais: floor of d for the constant feature, as a fraction of (mean proxy norm)^2");
   f.add("device", "cpu", "cpu, cuda or auto");
   f.add("threads", "0", "CPU threads for OpenMP and OpenBLAS (0: all cores)");
   f.add("seed", "1", "seed for initialisation, shuffling, dropout and augmentation");
@@ -94,10 +100,36 @@ std::string lookup(const std::vector<std::pair<std::string, std::string>>& metad
   throw error("resume: checkpoint ", path, " has no '", key, "' entry; it was not written by raisin train");
 }
 
-std::unique_ptr<Sampler> make_sampler(const std::string& name, int64_t count, uint64_t seed) {
+std::unique_ptr<Sampler> make_sampler(const Flags& flags, int64_t count, uint64_t seed) {
+  const std::string name = flags.str("sampler");
   if (name == "uniform") return std::make_unique<ShuffledSampler>(count, seed);
   if (name == "uniform-iid") return std::make_unique<UniformIidSampler>(count, seed);
-  throw error("raisin train: unknown --sampler '", name, "': use uniform or uniform-iid");
+  if (name == "rais") {
+    rais::RaisOptions options;
+    options.gain_ratio.alpha = flags.real("rais-alpha", 1e-6, 1);
+    options.record_batches = int(flags.integer("rais-records", 1, 1 << 16));
+    options.refresh = int(flags.integer("rais-refresh", 1, 1 << 30));
+    options.uniform_share = flags.real("rais-uniform-share", 0, 0.999);
+    options.pt.floor_fraction = flags.real("rais-floor", 0, 1e6);
+    return std::make_unique<rais::RaisSampler>(count, seed, options);
+  }
+  throw error("raisin train: unknown --sampler '", name, "': use uniform, uniform-iid or rais");
+}
+
+// One line on the RAIS sampler's state, for the log at each epoch.
+std::string rais_status(const Sampler& sampler) {
+  const auto* r = dynamic_cast<const rais::RaisSampler*>(&sampler);
+  if (!r) return "";
+  const rais::RaisStats s = r->stats();
+  std::ostringstream out;
+  out << "rais: r̂ " << r->lr_multiplier() << (s.importance_sampling ? "" : " (shuffled warm-up)") << ", PT solves "
+      << s.solves << " (" << s.failed_solves << " failed), clamped steps " << s.clamped_steps << ", largest weight "
+      << s.largest_weight << ", c = [";
+  for (size_t k = 0; k < s.c.size(); ++k) out << (k ? ", " : "") << s.c[k];
+  out << "], d = [";
+  for (size_t k = 0; k < s.d.size(); ++k) out << (k ? ", " : "") << s.d[k];
+  out << "]";
+  return out.str();
 }
 
 void configure_threads(int64_t threads) {
@@ -154,7 +186,7 @@ RunSummary run_training(Flags& flags) {
   options.seed = seed;
   options.crop_padding = int(flags.integer("crop-padding", 0, 64));
   options.flip = flags.on("flip");
-  const std::unique_ptr<Sampler> sampler = make_sampler(flags.str("sampler"), data.train.count, seed);
+  const std::unique_ptr<Sampler> sampler = make_sampler(flags, data.train.count, seed);
   Trainer trainer(*model, data.train, data.normalization, *sampler, options);
 
   // ---- run folder ----
@@ -174,6 +206,9 @@ RunSummary run_training(Flags& flags) {
     epoch_steps = std::stoll(lookup(m, "train.epoch_steps", p));
     if (trainer.progress() >= epochs - 1e-9)
       throw error("resume: the run in ", out.string(), " already finished its ", epochs, " epochs");
+    if (flags.str("sampler") == "rais")
+      throw error("resume: runs with --sampler rais cannot be resumed yet (the sampler's state is not in the "
+                  "checkpoint); start the run again");
     truncate_csv(steps_csv, trainer.steps() - 1);
     truncate_csv(epochs_csv, trainer.steps());
   } else {
@@ -266,6 +301,7 @@ RunSummary run_training(Flags& flags) {
                   trainer.progress(), (long long)trainer.steps(), train_loss, 100 * train_accuracy, test.loss,
                   100 * test.accuracy, images_per_second, format_duration(wall_now).c_str());
     progress.line(text);
+    if (const std::string status = rais_status(*sampler); !status.empty()) progress.line(status);
     summary.final_train_loss = train_loss;
     epoch_loss_sum = epoch_accuracy_sum = 0;
     epoch_steps = 0;

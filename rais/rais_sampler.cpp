@@ -1,0 +1,160 @@
+// The RAIS sampler: per-example state, features, robust p, alias draws, records, PT refits, r̂.
+#include "rais/rais_sampler.h"
+
+#include <algorithm>
+
+#include "engine/error.h"
+
+namespace raisin::rais {
+
+RaisSampler::RaisSampler(int64_t count, uint64_t seed, RaisOptions options)
+    : n_(count),
+      seed_(seed),
+      options_(std::move(options)),
+      shuffled_(count, seed),
+      gain_ratio_(options_.gain_ratio),
+      last_norm_(size_t(count), 0.0f),
+      last_seen_(size_t(count), -1),
+      features_(size_t(count) * kFeatureCount) {
+  if (options_.record_batches < 1) throw error("rais: record_batches ", options_.record_batches, " must be ≥ 1");
+  if (options_.refresh < 1) throw error("rais: refresh ", options_.refresh, " must be ≥ 1 step");
+  if (!(options_.uniform_share >= 0 && options_.uniform_share < 1))
+    throw error("rais: uniform share ", options_.uniform_share, " must be in [0, 1)");
+  const bool has_initial = !options_.initial_c.empty() || !options_.initial_d.empty();
+  if (has_initial && (options_.initial_c.size() != kFeatureCount || options_.initial_d.size() != kFeatureCount))
+    throw error("rais: initial c and d need ", kFeatureCount, " values each");
+  if (has_initial) c_ = options_.initial_c, d_ = options_.initial_d;
+  if (!options_.shuffled_warmup) {
+    if (!has_initial) throw error("rais: without the shuffled warm-up epoch, give an initial (c, d)");
+    importance_ = true;
+  }
+}
+
+RaisSampler::~RaisSampler() {
+  if (pending_.valid()) pending_.wait();
+}
+
+void RaisSampler::rebuild(int64_t step) {
+  compute_features(last_norm_.data(), last_seen_.data(), n_, step, steps_per_epoch_, features_.data());
+  robust_distribution(features_.data(), n_, kFeatureCount, c_.data(), d_.data(), options_.uniform_share,
+                      distribution_);
+  table_.build(distribution_.p);
+  built_at_ = step;
+}
+
+void RaisSampler::launch_solve(int64_t step) {
+  const int64_t capacity = int64_t(record_norms_.size());
+  const int64_t count = std::min(records_written_, capacity);
+  if (count == 0) return;
+  PtData data;
+  data.num_features = kFeatureCount;
+  data.features.assign(record_features_.begin(), record_features_.begin() + count * kFeatureCount);
+  data.v.assign(record_norms_.begin(), record_norms_.begin() + count);
+  data.w.assign(record_weights_.begin(), record_weights_.begin() + count);
+  // a = Σ_i s_i over the examples as they are now.
+  std::vector<float> now(size_t(n_) * kFeatureCount);
+  compute_features(last_norm_.data(), last_seen_.data(), n_, step, steps_per_epoch_, now.data());
+  data.a.assign(kFeatureCount, 0.0);
+  for (int64_t i = 0; i < n_; ++i)
+    for (int k = 0; k < kFeatureCount; ++k) data.a[k] += now[size_t(i) * kFeatureCount + k];
+  const PtOptions pt = options_.pt;
+  const PtResult warm = last_solve_;
+  pending_ = std::async(std::launch::async, [data = std::move(data), pt, warm] {
+    return solve_pt(data, pt, warm.ok ? &warm : nullptr);
+  });
+  pending_ready_at_ = step + options_.record_batches;
+}
+
+void RaisSampler::swap_in_solve() {
+  PtResult result = pending_.get();
+  pending_ready_at_ = -1;
+  ++solves_;
+  if (!result.ok) {
+    ++failed_solves_;  // keep the previous (c, d) (RAIS.md §4)
+    return;
+  }
+  c_ = result.c;
+  d_ = result.d;
+  last_solve_ = std::move(result);
+  importance_ = true;
+  built_at_ = -1;  // rebuild p with the new set
+}
+
+void RaisSampler::draw(int64_t step, int batch, std::vector<int32_t>& indices, std::vector<float>& weights) {
+  if (batch_ == 0) {
+    batch_ = batch;
+    steps_per_epoch_ = steps_per_epoch(n_, batch);
+    const size_t capacity = size_t(options_.record_batches) * size_t(batch);
+    record_features_.assign(capacity * kFeatureCount, 0.0f);
+    record_norms_.assign(capacity, 0.0f);
+    record_weights_.assign(capacity, 0.0f);
+  } else if (batch != batch_) {
+    throw error("rais: batch size changed from ", batch_, " to ", batch);
+  }
+
+  // PT: swap in the solve launched record_batches steps ago, then launch the next one.
+  if (pending_.valid() && step >= pending_ready_at_) swap_in_solve();
+  const int64_t first_solve = options_.shuffled_warmup ? steps_per_epoch_ : options_.record_batches;
+  if (options_.refit && !pending_.valid() && step >= first_solve &&
+      (step - first_solve) % options_.record_batches == 0)
+    launch_solve(step);
+
+  indices.resize(batch);
+  drawn_features_.resize(size_t(batch) * kFeatureCount);
+  drawn_weights_.resize(batch);
+  if (!importance_) {
+    shuffled_.draw(step, batch, indices, weights);
+    for (int j = 0; j < batch; ++j) {
+      const int32_t i = indices[j];
+      compute_features(&last_norm_[i], &last_seen_[i], 1, step, steps_per_epoch_, &drawn_features_[size_t(j) * kFeatureCount]);
+      drawn_weights_[j] = 1.0f;
+    }
+    weights.clear();
+    return;
+  }
+
+  if (built_at_ < 0 || step - built_at_ >= options_.refresh) rebuild(step);
+  table_.draw_batch(seed_, uint64_t(step), batch, indices.data());
+  weights.resize(batch);
+  for (int j = 0; j < batch; ++j) {
+    const int32_t i = indices[j];
+    weights[j] = float(1.0 / (double(n_) * distribution_.p[i]));
+    drawn_weights_[j] = weights[j];
+    std::copy_n(&features_[size_t(i) * kFeatureCount], kFeatureCount, &drawn_features_[size_t(j) * kFeatureCount]);
+  }
+}
+
+void RaisSampler::observe(const Observation& o) {
+  const int batch = int(o.indices.size());
+  const int64_t capacity = int64_t(record_norms_.size());
+  for (int j = 0; j < batch; ++j) {
+    const int64_t slot = records_written_++ % capacity;
+    std::copy_n(&drawn_features_[size_t(j) * kFeatureCount], kFeatureCount, &record_features_[size_t(slot) * kFeatureCount]);
+    record_norms_[slot] = o.proxy_norms[j];
+    record_weights_[slot] = drawn_weights_[j];
+  }
+  for (int j = 0; j < batch; ++j) {
+    last_norm_[o.indices[j]] = o.proxy_norms[j];
+    last_seen_[o.indices[j]] = o.step;
+  }
+  gain_ratio_.update(batch, o.proxy_norms, o.weights, o.bias_gradient_sq_norm);
+}
+
+RaisStats RaisSampler::stats() const {
+  RaisStats s;
+  s.solves = solves_;
+  s.failed_solves = failed_solves_;
+  s.clamped_steps = gain_ratio_.clamped();
+  s.c = c_;
+  s.d = d_;
+  s.importance_sampling = importance_;
+  if (importance_ && !distribution_.p.empty()) {
+    double smallest = 1;
+    for (double p : distribution_.p)
+      if (p > 0) smallest = std::min(smallest, p);
+    s.largest_weight = 1.0 / (double(n_) * smallest);
+  }
+  return s;
+}
+
+}  // namespace raisin::rais
