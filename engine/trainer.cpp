@@ -11,16 +11,18 @@ namespace raisin {
 
 namespace {
 
-int count_correct(const Tensor& logits, const int32_t* labels) {
+// Σ_i ω_i · [argmax z_i = y_i] (ω ≡ 1 when weights is null): with importance weights, divided by B,
+// an unbiased estimate of the accuracy over the whole training set, as the weighted loss is of its loss.
+double count_correct(const Tensor& logits, const int32_t* labels, const float* weights = nullptr) {
   const int64_t batch = logits.size(0), classes = logits.size(1);
   const float* z = logits.f32();
-  int correct = 0;
+  double correct = 0;
   for (int64_t i = 0; i < batch; ++i) {
     const float* row = z + i * classes;
     int64_t best = 0;
     for (int64_t k = 1; k < classes; ++k)
       if (row[k] > row[best]) best = k;
-    correct += best == labels[i];
+    if (best == labels[i]) correct += weights ? weights[i] : 1.0;
   }
   return correct;
 }
@@ -82,7 +84,7 @@ Evaluation evaluate(Module& model, const Dataset& data, const Normalization& nor
     Var logits = model.forward(ctx, constant(x));
     LossOutput loss = softmax_cross_entropy(ctx, logits, y, Tensor());
     loss_sum += double(loss.mean_loss->value.f32()[0]) * n;
-    correct += count_correct(logits->value, y.i32());
+    correct += int64_t(count_correct(logits->value, y.i32()));
   }
   result.count = data.count;
   result.loss = data.count ? loss_sum / double(data.count) : 0;
@@ -134,7 +136,8 @@ StepResult Trainer::step() {
   sampler_.observe({step_, indices_, loss.proxy_norm.f32(), weights_.empty() ? nullptr : weights_.data(),
                     bias_gradient_sq_norm(logits->grad)});
 
-  StepResult result{step_, loss_value, double(count_correct(logits->value, y.i32())) / options_.batch, lr, multiplier};
+  const double correct = count_correct(logits->value, y.i32(), weights_.empty() ? nullptr : weights_.data());
+  StepResult result{step_, loss_value, correct / options_.batch, lr, multiplier};
   progress_ += multiplier * options_.batch / double(train_.count);
   ++step_;
   return result;

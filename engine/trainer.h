@@ -26,7 +26,7 @@ struct TrainOptions {
 struct StepResult {
   int64_t step = 0;          // index of the step just taken
   double loss = 0;           // weighted mean loss of the batch
-  double accuracy = 0;       // fraction of the batch classified correctly
+  double accuracy = 0;       // fraction of the batch classified correctly (importance-weighted, like the loss)
   float lr = 0;              // learning rate applied
   double lr_multiplier = 1;  // r̂
 };

@@ -28,6 +28,7 @@ RaisSampler::RaisSampler(int64_t count, uint64_t seed, RaisOptions options)
     if (!has_initial) throw error("rais: without the shuffled warm-up epoch, give an initial (c, d)");
     importance_ = true;
   }
+  if (!options_.trace_dir.empty()) trace_ = std::make_unique<TraceWriter>(options_.trace_dir);
 }
 
 RaisSampler::~RaisSampler() {
@@ -46,7 +47,8 @@ void RaisSampler::launch_solve(int64_t step) {
   const int64_t capacity = int64_t(record_norms_.size());
   const int64_t count = std::min(records_written_, capacity);
   if (count == 0) return;
-  PtData data;
+  auto shared = std::make_shared<PtData>();
+  PtData& data = *shared;
   data.num_features = kFeatureCount;
   data.features.assign(record_features_.begin(), record_features_.begin() + count * kFeatureCount);
   data.v.assign(record_norms_.begin(), record_norms_.begin() + count);
@@ -59,16 +61,21 @@ void RaisSampler::launch_solve(int64_t step) {
     for (int k = 0; k < kFeatureCount; ++k) data.a[k] += now[size_t(i) * kFeatureCount + k];
   const PtOptions pt = options_.pt;
   const PtResult warm = last_solve_;
-  pending_ = std::async(std::launch::async, [data = std::move(data), pt, warm] {
-    return solve_pt(data, pt, warm.ok ? &warm : nullptr);
+  pending_data_ = shared;
+  pending_ = std::async(std::launch::async, [data = std::shared_ptr<const PtData>(std::move(shared)), pt, warm] {
+    return solve_pt(*data, pt, warm.ok ? &warm : nullptr);
   });
+  pending_launched_at_ = step;
   pending_ready_at_ = step + options_.record_batches;
 }
 
 void RaisSampler::swap_in_solve() {
   PtResult result = pending_.get();
-  pending_ready_at_ = -1;
+  std::shared_ptr<const PtData> data = std::move(pending_data_);
+  const int64_t launched_at = pending_launched_at_;
+  pending_ready_at_ = pending_launched_at_ = -1;
   ++solves_;
+  if (trace_) to_trace_ = std::make_unique<SwappedSolve>(SwappedSolve{std::move(data), result, launched_at});
   if (!result.ok) {
     ++failed_solves_;  // keep the previous (c, d) (RAIS.md §4)
     return;
@@ -78,6 +85,34 @@ void RaisSampler::swap_in_solve() {
   last_solve_ = std::move(result);
   importance_ = true;
   built_at_ = -1;  // rebuild p with the new set
+}
+
+void RaisSampler::write_trace(int64_t step) {
+  const std::unique_ptr<SwappedSolve> solve = std::move(to_trace_);
+  TraceSolve t;
+  t.number = solves_;
+  t.step_launched = solve->launched_at;
+  t.step_swapped_in = step;
+  t.data = solve->data.get();
+  t.result = &solve->result;
+  t.n = n_;
+  t.last_norm = last_norm_.data();
+  t.last_seen = last_seen_.data();
+  // The state this step's draw uses: p and the features of its last rebuild, or, while the shuffled
+  // warm-up is served, the features now and p = 1/n. Read only: the draws do not depend on tracing.
+  std::vector<float> features;
+  std::vector<double> uniform;
+  if (importance_) {
+    t.features = features_.data();
+    t.p = distribution_.p.data();
+  } else {
+    features.resize(size_t(n_) * kFeatureCount);
+    compute_features(last_norm_.data(), last_seen_.data(), n_, step, steps_per_epoch_, features.data());
+    uniform.assign(size_t(n_), 1.0 / double(n_));
+    t.features = features.data();
+    t.p = uniform.data();
+  }
+  trace_->write_solve(t);
 }
 
 void RaisSampler::draw(int64_t step, int batch, std::vector<int32_t>& indices, std::vector<float>& weights) {
@@ -110,10 +145,12 @@ void RaisSampler::draw(int64_t step, int batch, std::vector<int32_t>& indices, s
       drawn_weights_[j] = 1.0f;
     }
     weights.clear();
+    if (to_trace_) write_trace(step);
     return;
   }
 
   if (built_at_ < 0 || step - built_at_ >= options_.refresh) rebuild(step);
+  if (to_trace_) write_trace(step);
   table_.draw_batch(seed_, uint64_t(step), batch, indices.data());
   weights.resize(batch);
   for (int j = 0; j < batch; ++j) {

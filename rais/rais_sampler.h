@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/sampler.h"
@@ -20,6 +21,7 @@
 #include "rais/distribution.h"
 #include "rais/gain_ratio.h"
 #include "rais/pt.h"
+#include "rais/trace.h"
 
 namespace raisin::rais {
 
@@ -34,6 +36,9 @@ struct RaisOptions {
   // shuffled_warmup off and c = (1, 0, 0, 0), d = 0 the sampler reproduces uniform-iid exactly.
   std::vector<double> initial_c, initial_d;
   bool refit = true;              // solve PT at all (off: keep the initial (c, d))
+  // Write the RAIS trace (rais/trace.h: CSV files per swapped-in PT solve) into this folder, created
+  // if needed; empty = off. Tracing never changes the draws.
+  std::string trace_dir;
 };
 
 // What the sampler has done, for logs and traces.
@@ -61,6 +66,7 @@ class RaisSampler : public Sampler {
   void rebuild(int64_t step);
   void launch_solve(int64_t step);
   void swap_in_solve();
+  void write_trace(int64_t step);
 
   int64_t n_;
   uint64_t seed_;
@@ -90,9 +96,19 @@ class RaisSampler : public Sampler {
 
   // PT on a background thread
   std::future<PtResult> pending_;
-  int64_t pending_ready_at_ = -1;
+  std::shared_ptr<const PtData> pending_data_;  // the data given to the pending solve (for the trace)
+  int64_t pending_ready_at_ = -1, pending_launched_at_ = -1;
   PtResult last_solve_;
   int64_t solves_ = 0, failed_solves_ = 0;
+
+  // the trace (options_.trace_dir); the solve swapped in at this draw, until written
+  std::unique_ptr<TraceWriter> trace_;
+  struct SwappedSolve {
+    std::shared_ptr<const PtData> data;
+    PtResult result;
+    int64_t launched_at = -1;
+  };
+  std::unique_ptr<SwappedSolve> to_trace_;
 };
 
 }  // namespace raisin::rais

@@ -15,7 +15,9 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  train   train a model (raisin train --help)\n"
-    "  eval    evaluate a checkpoint on a test set (raisin eval --help)\n";
+    "  eval    evaluate a checkpoint on a test set (raisin eval --help)\n"
+    "  compare train with several samplers and report which reaches uniform's results sooner\n"
+    "          (raisin compare --help)\n";
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -27,6 +29,7 @@ int main(int argc, char** argv) {
   try {
     if (command == "train") return train_command(argc - 1, argv + 1);
     if (command == "eval") return eval_command(argc - 1, argv + 1);
+    if (command == "compare") return compare_command(argc - 1, argv + 1);
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -50,6 +50,7 @@ void declare_train_flags(Flags& f) {
   f.add("rais-refresh", "1", "rais: steps between rebuilds of the sampling distribution");
   f.add("rais-uniform-share", "0", "rais: mix this share of uniform sampling into p");
   f.add("rais-floor", "0.01", "rais: floor of d for the constant feature, as a fraction of (mean proxy norm)^2");
+  f.add("rais-trace", "", "rais: write the records, (c, d) and every example's features and p at each PT solve into this folder (CSV; see its FORMAT.txt)");
   f.add("device", "cpu", "cpu, cuda or auto");
   f.add("threads", "0", "CPU threads for OpenMP and OpenBLAS (0: all cores)");
   f.add("seed", "1", "seed for initialisation, shuffling, dropout and augmentation");
@@ -111,6 +112,7 @@ std::unique_ptr<Sampler> make_sampler(const Flags& flags, int64_t count, uint64_
     options.refresh = int(flags.integer("rais-refresh", 1, 1 << 30));
     options.uniform_share = flags.real("rais-uniform-share", 0, 0.999);
     options.pt.floor_fraction = flags.real("rais-floor", 0, 1e6);
+    options.trace_dir = flags.str("rais-trace");
     return std::make_unique<rais::RaisSampler>(count, seed, options);
   }
   throw error("raisin train: unknown --sampler '", name, "': use uniform, uniform-iid or rais");

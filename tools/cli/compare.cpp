@@ -1,0 +1,197 @@
+// `raisin compare`: trains the same model with several samplers (same seed, schedule and budget),
+// plus the fair baseline (uniform given only as many steps as rais took, its schedule decayed over
+// that budget), and reports how soon each reaches uniform's final training loss and test error.
+// Writes <out>/<run>/ for every run, <out>/summary.csv, <out>/summary.md and, through
+// tools/plot_compare.py, the plots.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/error.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/run.h"
+
+namespace raisin::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Curve {
+  std::vector<double> step, epoch, loss, wall;  // per step; loss smoothed over a trailing window
+  std::vector<double> epoch_step, epoch_progress, test_error, epoch_wall;  // per epoch row
+};
+
+std::vector<std::vector<double>> read_numbers(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw error("compare: cannot read ", path.string());
+  std::string line;
+  std::getline(in, line);  // header
+  std::vector<std::vector<double>> rows;
+  while (std::getline(in, line)) {
+    std::vector<double> row;
+    std::stringstream cells(line);
+    std::string cell;
+    while (std::getline(cells, cell, ',')) row.push_back(std::stod(cell));
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+// Per-step losses averaged over the trailing `window` steps: the training-loss curve the report uses
+// (a single batch's loss is too noisy; for rais it is the importance-weighted, unbiased estimate).
+Curve read_curve(const fs::path& dir, int64_t window) {
+  Curve c;
+  double sum = 0;
+  const auto steps = read_numbers(dir / "steps.csv");
+  for (size_t i = 0; i < steps.size(); ++i) {
+    sum += steps[i][2];
+    if (i >= size_t(window)) sum -= steps[i - window][2];
+    c.step.push_back(steps[i][0] + 1);
+    c.epoch.push_back(steps[i][1]);
+    c.loss.push_back(sum / double(std::min<size_t>(i + 1, size_t(window))));
+    c.wall.push_back(steps[i][6]);
+  }
+  for (const auto& row : read_numbers(dir / "epochs.csv")) {
+    c.epoch_step.push_back(row[0]);
+    c.epoch_progress.push_back(row[1]);
+    c.test_error.push_back(row[5]);
+    c.epoch_wall.push_back(row[6]);
+  }
+  if (c.step.empty() || c.epoch_step.empty()) throw error("compare: run ", dir.string(), " recorded no steps");
+  return c;
+}
+
+struct Reach {
+  bool reached = false;
+  double steps = 0, epochs = 0, seconds = 0;
+};
+
+Reach reach_loss(const Curve& c, double target) {
+  for (size_t i = 0; i < c.loss.size(); ++i)
+    if (c.loss[i] <= target) return {true, c.step[i], c.epoch[i], c.wall[i]};
+  return {};
+}
+
+Reach reach_error(const Curve& c, double target) {
+  for (size_t i = 0; i < c.test_error.size(); ++i)
+    if (c.test_error[i] <= target) return {true, c.epoch_step[i], c.epoch_progress[i], c.epoch_wall[i]};
+  return {};
+}
+
+std::string cell(const Reach& r, double reference_seconds) {
+  if (!r.reached) return "not reached";
+  char text[96];
+  std::snprintf(text, sizeof text, "%.0f steps, %.2f ep, %.1f s (%.2fx)", r.steps, r.epochs, r.seconds,
+                reference_seconds / r.seconds);
+  return text;
+}
+
+}  // namespace
+
+int compare_command(int argc, char** argv) {
+  Flags flags("compare");
+  declare_train_flags(flags);
+  flags.add("samplers", "uniform,rais", "samplers to compare, comma-separated (uniform first: it sets the targets)");
+  flags.add_switch("no-fair-baseline", "skip the uniform run given only rais's number of steps");
+  flags.set("out", "runs/compare");
+  if (!flags.parse(argc, argv, 1)) return 0;
+  if (flags.given("sampler")) throw error("raisin compare: use --samplers (a list), not --sampler");
+  if (flags.given("resume") || flags.given("stop-after"))
+    throw error("raisin compare: --resume and --stop-after apply to raisin train only");
+
+  std::vector<std::string> samplers;
+  std::stringstream list(flags.str("samplers"));
+  for (std::string s; std::getline(list, s, ',');)
+    if (!s.empty()) samplers.push_back(s);
+  if (samplers.empty() || samplers.front() != "uniform")
+    throw error("raisin compare: --samplers must start with uniform (the baseline), e.g. uniform,rais");
+
+  const fs::path out = flags.str("out");
+  fs::create_directories(out);
+  struct Run {
+    std::string name;
+    RunSummary summary;
+  };
+  std::vector<Run> runs;
+  auto train = [&](const std::string& name, const std::string& sampler, double epochs) {
+    Flags f = flags;
+    f.set("sampler", sampler);
+    f.set("out", (out / name).string());
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", epochs);
+    f.set("epochs", text);
+    std::fprintf(stderr, "\n== %s\n", name.c_str());
+    runs.push_back({name, run_training(f)});
+  };
+  const double epochs = flags.real("epochs", 1e-6, 1e6);
+  for (const auto& s : samplers) train(s, s, epochs);
+  // Index, not iterator: the fair-baseline run below grows `runs`.
+  const auto found = std::find_if(runs.begin(), runs.end(), [](const Run& r) { return r.name == "rais"; });
+  const bool has_rais = found != runs.end();
+  const size_t rais_index = size_t(found - runs.begin());
+  if (has_rais && !flags.on("no-fair-baseline")) {
+    const double epochs_per_step = epochs / double(runs.front().summary.steps);  // uniform's
+    train("uniform-short", "uniform", double(runs[rais_index].summary.steps) * epochs_per_step);
+  }
+
+  // ---- the report ----
+  const int64_t steps_per_epoch = std::max<int64_t>(1, int64_t(std::llround(runs.front().summary.steps / epochs)));
+  const int64_t window = std::max<int64_t>(1, steps_per_epoch / 10);
+  std::vector<Curve> curves;
+  for (const Run& r : runs) curves.push_back(read_curve(out / r.name, window));
+  const Curve& base = curves.front();
+  const double target_loss = base.loss.back(), target_error = base.test_error.back();
+  const Reach base_loss = reach_loss(base, target_loss), base_error = reach_error(base, target_error);
+  const double base_ms = 1000 * base.wall.back() / base.step.back();
+
+  std::ostringstream md;
+  md << "Targets from `uniform`: final training loss " << target_loss << " (mean of the last " << window
+     << " steps), final test error " << 100 * target_error << "%.\n\n"
+     << "| run | steps | wall s | ms/step | reach uniform's final train loss | reach uniform's final test error | "
+        "final train loss | final test acc |\n|---|---|---|---|---|---|---|---|\n";
+  std::ofstream csv(out / "summary.csv");
+  csv << "run,steps,wall_seconds,ms_per_step,loss_target_steps,loss_target_epochs,loss_target_seconds,"
+         "error_target_steps,error_target_epochs,error_target_seconds,final_train_loss,final_test_accuracy\n";
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const Curve& c = curves[i];
+    const RunSummary& s = runs[i].summary;
+    const Reach l = reach_loss(c, target_loss), e = reach_error(c, target_error);
+    const double ms = 1000 * c.wall.back() / c.step.back();
+    char row[512];
+    std::snprintf(row, sizeof row, "| %s | %lld | %.1f | %.2f | %s | %s | %.4f | %.2f%% |\n", runs[i].name.c_str(),
+                  (long long)s.steps, s.wall_seconds, ms, cell(l, base_loss.seconds).c_str(),
+                  cell(e, base_error.seconds).c_str(), c.loss.back(), 100 * s.test_accuracy);
+    md << row;
+    csv << runs[i].name << ',' << s.steps << ',' << s.wall_seconds << ',' << ms << ',' << (l.reached ? l.steps : NAN)
+        << ',' << (l.reached ? l.epochs : NAN) << ',' << (l.reached ? l.seconds : NAN) << ','
+        << (e.reached ? e.steps : NAN) << ',' << (e.reached ? e.epochs : NAN) << ','
+        << (e.reached ? e.seconds : NAN) << ',' << c.loss.back() << ',' << s.test_accuracy << '\n';
+  }
+  std::string table = md.str();
+  if (has_rais) {
+    const double rais_ms = 1000 * curves[rais_index].wall.back() / curves[rais_index].step.back();
+    char line[200];
+    std::snprintf(line, sizeof line, "\nrais overhead per step: %.2f ms (%.1f%% of uniform's %.2f ms/step)\n",
+                  rais_ms - base_ms, 100 * (rais_ms - base_ms) / base_ms, base_ms);
+    table += line;
+  }
+  table += "\n(in each reach cell, (N.NNx) is uniform's wall-clock time to the target divided by the run's)\n";
+  std::ofstream(out / "summary.md") << table;
+  std::printf("\n%s", table.c_str());
+
+  const std::string plot = std::string(RAISIN_SOURCE_DIR) + "/tools/plot_compare.py";
+  const std::string command = "/usr/bin/python3 '" + plot + "' '" + out.string() + "' >/dev/null 2>&1";
+  if (fs::exists(plot) && std::system(command.c_str()) == 0)
+    std::printf("plots: %s/*.png\n", out.c_str());
+  else
+    std::printf("plots: not drawn (needs /usr/bin/python3 with matplotlib: apt-get install python3-matplotlib)\n");
+  std::printf("report: %s/summary.md\n", out.c_str());
+  return 0;
+}
+
+}  // namespace raisin::cli
