@@ -141,7 +141,7 @@ int compare_command(int argc, char** argv) {
 
   // ---- the report ----
   const int64_t steps_per_epoch = std::max<int64_t>(1, int64_t(std::llround(runs.front().summary.steps / epochs)));
-  const int64_t window = std::max<int64_t>(1, steps_per_epoch / 10);
+  const int64_t window = std::max<int64_t>(1, steps_per_epoch / 4);
   std::vector<Curve> curves;
   for (const Run& r : runs) curves.push_back(read_curve(out / r.name, window));
   const Curve& base = curves.front();

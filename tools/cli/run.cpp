@@ -47,7 +47,7 @@ void declare_train_flags(Flags& f) {
   f.add("sampler", "uniform", "uniform (shuffled epochs: plain SGD), uniform-iid (with replacement) or rais");
   f.add("rais-alpha", "0.01", "rais: EMA weight of the gain-ratio moments");
   f.add("rais-records", "32", "rais: records kept for the uncertainty-set fit, in batches (|D| = N·B); also the refit period in steps");
-  f.add("rais-refresh", "1", "rais: steps between rebuilds of the sampling distribution");
+  f.add("rais-refresh", "16", "rais: steps between rebuilds of the sampling distribution (1: exact every step)");
   f.add("rais-uniform-share", "0", "rais: mix this share of uniform sampling into p");
   f.add("rais-floor", "0.01", "rais: floor of d for the constant feature, as a fraction of (mean proxy norm)^2");
   f.add("rais-trace", "", "rais: write the records, (c, d) and every example's features and p at each PT solve into this folder (CSV; see its FORMAT.txt)");
