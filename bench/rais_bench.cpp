@@ -1,6 +1,7 @@
-// Micro-benchmarks of the RAIS sampler's per-refresh work on the CPU (../shared/RAIS.md §3, §5):
-// features from per-example state, the robust distribution, the alias-table rebuild and one step's
-// 128 draws, for n = 60k (MNIST-sized) and 1M, d = 4. items/s counts examples (draws for BM_Draw).
+// Micro-benchmarks of the RAIS sampler's work on the CPU (../shared/RAIS.md §3-§5): features from
+// per-example state, the robust distribution, the alias-table rebuild and one step's 128 draws, for
+// n = 60k (MNIST-sized) and 1M, d = 4 (items/s counts examples, draws for BM_Draw); and a cold PT
+// solve for |D| = 4096 records and d = 4..32 features.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 
 #include "rais/alias.h"
 #include "rais/distribution.h"
+#include "rais/pt.h"
 
 namespace {
 
@@ -102,11 +104,42 @@ void BM_FullStep(benchmark::State& st) {
   st.SetItemsProcessed(st.iterations() * s.n);
 }
 
+// PT on |D| = 4096 synthetic records v = ⟨c₀, s⟩ + noise with d features (the first constant).
+void BM_PtSolve(benchmark::State& st) {
+  const int dim = int(st.range(0));
+  const size_t records = 4096;
+  PtData data;
+  data.num_features = size_t(dim);
+  data.a.assign(size_t(dim), 0.0);
+  uint64_t x = 0x2545F4914F6CDD1Dull;
+  auto uniform = [&x] {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    return double(x >> 11) * 0x1.0p-53;
+  };
+  for (size_t j = 0; j < records; ++j) {
+    double v = 0;
+    for (int k = 0; k < dim; ++k) {
+      const double s = k == 0 ? 1.0 : (uniform() < 0.5 ? uniform() : 0.0);
+      data.features.push_back(s);
+      data.a[size_t(k)] += s * 15;  // as if n ≈ 15·|D| examples
+      v += s * (0.1 + 0.8 / (k + 1));
+    }
+    data.v.push_back(v * (0.8 + 0.4 * uniform()));
+    data.w.push_back(0.5 + uniform());
+  }
+  for (auto _ : st) {
+    PtResult result = solve_pt(data);
+    if (!result.ok) st.SkipWithError(result.message.c_str());
+    benchmark::DoNotOptimize(result);
+  }
+}
+
 BENCHMARK(BM_Features)->Arg(60000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Distribution)->Arg(60000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_AliasBuild)->Arg(60000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Draw)->Arg(60000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_FullStep)->Arg(60000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PtSolve)->Arg(4)->Arg(8)->Arg(16)->Arg(32)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
