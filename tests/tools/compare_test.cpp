@@ -46,6 +46,23 @@ TEST(CompareCli, RunsEverySamplerAndTheFairBaseline) {
   EXPECT_TRUE(fs::exists(out / "summary.md"));
 }
 
+TEST(CompareCli, SeveralSeedsArePairedInOneSummary) {
+  const fs::path out = fs::temp_directory_path() / "raisin_compare_seeds";
+  fs::remove_all(out);
+  ASSERT_EQ(run({"compare", "--data", "synthetic", "--model", "mlp", "--epochs", "2", "--train-subset", "512",
+                 "--test-subset", "128", "--batch", "32", "--seeds", "3,4", "--out", out.string()}),
+            0);
+  for (const char* seed : {"seed-3", "seed-4"}) {
+    EXPECT_TRUE(fs::exists(out / seed / "summary.csv")) << seed;
+    EXPECT_TRUE(fs::exists(out / seed / "uniform-short" / "epochs.csv")) << seed;
+  }
+  const auto summary = lines(out / "summary.md");
+  ASSERT_GE(summary.size(), 6u);
+  EXPECT_EQ(summary[0].rfind("Over seeds 3,4", 0), 0u) << summary[0];
+  EXPECT_EQ(summary[4].rfind("| rais |", 0), 0u) << summary[4];
+  EXPECT_EQ(run({"compare", "--seeds", "1,2", "--seed", "3", "--data", "synthetic"}), 1);
+}
+
 TEST(CompareCli, BadSamplerListsFail) {
   EXPECT_EQ(run({"compare", "--samplers", "rais,uniform", "--data", "synthetic"}), 1);
   EXPECT_EQ(run({"compare", "--sampler", "rais", "--data", "synthetic"}), 1);

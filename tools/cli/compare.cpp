@@ -91,27 +91,24 @@ std::string cell(const Reach& r, double reference_seconds) {
   return text;
 }
 
-}  // namespace
+struct Row {
+  std::string name;
+  double steps, wall_seconds, ms_per_step;
+  double loss_speedup, error_speedup;  // uniform's time to the target over this run's; NaN: not reached
+  double final_loss, final_accuracy;
+};
 
-int compare_command(int argc, char** argv) {
-  Flags flags("compare");
-  declare_train_flags(flags);
-  flags.add("samplers", "uniform,rais", "samplers to compare, comma-separated (uniform first: it sets the targets)");
-  flags.add_switch("no-fair-baseline", "skip the uniform run given only rais's number of steps");
-  flags.set("out", "runs/compare");
-  if (!flags.parse(argc, argv, 1)) return 0;
-  if (flags.given("sampler")) throw error("raisin compare: use --samplers (a list), not --sampler");
-  if (flags.given("resume") || flags.given("stop-after"))
-    throw error("raisin compare: --resume and --stop-after apply to raisin train only");
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> items;
+  std::stringstream in(list);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) items.push_back(item);
+  return items;
+}
 
-  std::vector<std::string> samplers;
-  std::stringstream list(flags.str("samplers"));
-  for (std::string s; std::getline(list, s, ',');)
-    if (!s.empty()) samplers.push_back(s);
-  if (samplers.empty() || samplers.front() != "uniform")
-    throw error("raisin compare: --samplers must start with uniform (the baseline), e.g. uniform,rais");
-
-  const fs::path out = flags.str("out");
+// Trains every sampler (and the fair baseline) with the flags' seed into out/<run>/, writes
+// out/summary.md, out/summary.csv and the plots, prints the table, and returns its rows.
+std::vector<Row> compare_once(const Flags& flags, const std::vector<std::string>& samplers, const fs::path& out) {
   fs::create_directories(out);
   struct Run {
     std::string name;
@@ -157,11 +154,14 @@ int compare_command(int argc, char** argv) {
   std::ofstream csv(out / "summary.csv");
   csv << "run,steps,wall_seconds,ms_per_step,loss_target_steps,loss_target_epochs,loss_target_seconds,"
          "error_target_steps,error_target_epochs,error_target_seconds,final_train_loss,final_test_accuracy\n";
+  std::vector<Row> rows;
   for (size_t i = 0; i < runs.size(); ++i) {
     const Curve& c = curves[i];
     const RunSummary& s = runs[i].summary;
     const Reach l = reach_loss(c, target_loss), e = reach_error(c, target_error);
     const double ms = 1000 * c.wall.back() / c.step.back();
+    rows.push_back({runs[i].name, double(s.steps), s.wall_seconds, ms, l.reached ? base_loss.seconds / l.seconds : NAN,
+                    e.reached ? base_error.seconds / e.seconds : NAN, c.loss.back(), s.test_accuracy});
     char row[512];
     std::snprintf(row, sizeof row, "| %s | %lld | %.1f | %.2f | %s | %s | %.4f | %.2f%% |\n", runs[i].name.c_str(),
                   (long long)s.steps, s.wall_seconds, ms, cell(l, base_loss.seconds).c_str(),
@@ -191,6 +191,70 @@ int compare_command(int argc, char** argv) {
   else
     std::printf("plots: not drawn (needs /usr/bin/python3 with matplotlib: apt-get install python3-matplotlib)\n");
   std::printf("report: %s/summary.md\n", out.c_str());
+  return rows;
+}
+
+}  // namespace
+
+
+int compare_command(int argc, char** argv) {
+  Flags flags("compare");
+  declare_train_flags(flags);
+  flags.add("samplers", "uniform,rais", "samplers to compare, comma-separated (uniform first: it sets the targets)");
+  flags.add("seeds", "", "several seeds, comma-separated: one comparison per seed (out/seed-N/), then a summary paired by seed");
+  flags.add_switch("no-fair-baseline", "skip the uniform run given only rais's number of steps");
+  flags.set("out", "runs/compare");
+  if (!flags.parse(argc, argv, 1)) return 0;
+  if (flags.given("sampler")) throw error("raisin compare: use --samplers (a list), not --sampler");
+  if (flags.given("resume") || flags.given("stop-after"))
+    throw error("raisin compare: --resume and --stop-after apply to raisin train only");
+  if (flags.given("seeds") && flags.given("seed")) throw error("raisin compare: give --seed or --seeds, not both");
+
+  const std::vector<std::string> samplers = split(flags.str("samplers"));
+  if (samplers.empty() || samplers.front() != "uniform")
+    throw error("raisin compare: --samplers must start with uniform (the baseline), e.g. uniform,rais");
+  const fs::path out = flags.str("out");
+  const std::vector<std::string> seeds = split(flags.str("seeds"));
+  if (seeds.size() < 2) {
+    if (seeds.size() == 1) flags.set("seed", seeds.front());
+    compare_once(flags, samplers, out);
+    return 0;
+  }
+
+  // One comparison per seed, then each run's figures over the seeds (speed-ups are paired: each is
+  // uniform's time to its own targets over the run's time with the same seed).
+  std::vector<std::vector<Row>> per_seed;
+  for (const std::string& seed : seeds) {
+    Flags f = flags;
+    f.set("seed", seed);
+    f.integer("seed", 0, INT64_MAX);  // reject a malformed seed before training
+    per_seed.push_back(compare_once(f, samplers, out / ("seed-" + seed)));
+  }
+  std::ostringstream md;
+  md << "Over seeds " << flags.str("seeds") << " (mean [min, max]; a speed-up is uniform's wall-clock time to its "
+     << "final training loss or test error over the run's, with the same seed; `n/a` where not reached):\n\n"
+     << "| run | steps | ms/step | speed-up to uniform's train loss | speed-up to uniform's test error | "
+        "final train loss | final test acc |\n|---|---|---|---|---|---|---|\n";
+  for (size_t r = 0; r < per_seed.front().size(); ++r) {
+    auto stat = [&](double Row::*field, double scale, int digits) {
+      std::vector<double> v;
+      for (const auto& rows : per_seed)
+        if (r < rows.size() && std::isfinite(rows[r].*field)) v.push_back(rows[r].*field * scale);
+      if (v.empty()) return std::string("n/a");
+      double sum = 0;
+      for (double x : v) sum += x;
+      char text[96];
+      std::snprintf(text, sizeof text, "%.*f [%.*f, %.*f]%s", digits, sum / double(v.size()), digits,
+                    *std::min_element(v.begin(), v.end()), digits, *std::max_element(v.begin(), v.end()),
+                    v.size() < per_seed.size() ? (" (" + std::to_string(v.size()) + " seeds)").c_str() : "");
+      return std::string(text);
+    };
+    md << "| " << per_seed.front()[r].name << " | " << stat(&Row::steps, 1, 0) << " | " << stat(&Row::ms_per_step, 1, 2)
+       << " | " << stat(&Row::loss_speedup, 1, 2) << " | " << stat(&Row::error_speedup, 1, 2) << " | "
+       << stat(&Row::final_loss, 1, 4) << " | " << stat(&Row::final_accuracy, 100, 2) << " |\n";
+  }
+  std::ofstream(out / "summary.md") << md.str();
+  std::printf("\n%s\nreport: %s/summary.md (each seed's in %s/seed-N/)\n", md.str().c_str(), out.c_str(), out.c_str());
   return 0;
 }
 
