@@ -246,7 +246,9 @@ int compare_command(int argc, char** argv) {
       char text[96];
       std::snprintf(text, sizeof text, "%.*f [%.*f, %.*f]%s", digits, sum / double(v.size()), digits,
                     *std::min_element(v.begin(), v.end()), digits, *std::max_element(v.begin(), v.end()),
-                    v.size() < per_seed.size() ? (" (" + std::to_string(v.size()) + " seeds)").c_str() : "");
+                    v.size() < per_seed.size()
+                        ? (" (" + std::to_string(v.size()) + " of " + std::to_string(per_seed.size()) + " seeds)").c_str()
+                        : "");
       return std::string(text);
     };
     md << "| " << per_seed.front()[r].name << " | " << stat(&Row::steps, 1, 0) << " | " << stat(&Row::ms_per_step, 1, 2)
