@@ -316,6 +316,7 @@ LossOutput softmax_cross_entropy(Context& ctx, const Var& logits, const Tensor& 
     });
   }
   result.mean_loss = out;
+  result.dlogits = dlogits;
   return result;
 }
 

@@ -40,6 +40,7 @@ struct LossOutput {
   Var mean_loss;         // (1/B) Σ ω_i ℓ_i, a scalar
   Tensor example_loss;   // ℓ_i, [B]
   Tensor proxy_norm;     // ṽ_i = ‖softmax(z_i) − onehot(y_i)‖₂, [B]
+  Tensor dlogits;        // ω_i (softmax(z_i) − onehot(y_i)) / B, [B, K]
 };
 // logits [B, K] f32, labels [B] i32 in [0, K), weights [B] f32 or undefined (ω ≡ 1).
 LossOutput softmax_cross_entropy(Context& ctx, const Var& logits, const Tensor& labels, const Tensor& weights);

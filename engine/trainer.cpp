@@ -1,6 +1,7 @@
 // The training step and evaluation.
 #include "engine/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -90,6 +91,32 @@ Evaluation evaluate(Module& model, const Dataset& data, const Normalization& nor
   result.loss = data.count ? loss_sum / double(data.count) : 0;
   result.accuracy = data.count ? double(correct) / double(data.count) : 0;
   return result;
+}
+
+double proxy_norms(Module& model, const Dataset& data, const Normalization& normalization, std::vector<float>& norms,
+                   int batch) {
+  check_normalization(data, normalization);
+  Arena arena;
+  norms.resize(size_t(data.count));
+  std::vector<double> gradient(size_t(data.classes), 0.0);
+  std::vector<int32_t> indices;
+  for (int64_t start = 0; start < data.count; start += batch) {
+    const int n = int(std::min<int64_t>(batch, data.count - start));
+    indices.resize(n);
+    for (int i = 0; i < n; ++i) indices[i] = int32_t(start + i);
+    arena.reset();
+    Tensor x, y;
+    gather(arena, data, normalization, indices, 0, false, 0, 0, x, y);
+    Context ctx{.arena = &arena, .training = false};
+    LossOutput loss = softmax_cross_entropy(ctx, model.forward(ctx, constant(x)), y, Tensor());
+    std::copy_n(loss.proxy_norm.f32(), n, norms.begin() + start);
+    const float* d = loss.dlogits.f32();  // (softmax − onehot) / n per row
+    for (int i = 0; i < n; ++i)
+      for (int k = 0; k < data.classes; ++k) gradient[k] += double(d[i * data.classes + k]) * n;
+  }
+  double total = 0;
+  for (double g : gradient) total += (g / double(data.count)) * (g / double(data.count));
+  return total;
 }
 
 Trainer::Trainer(Module& model, const Dataset& train, const Normalization& normalization, Sampler& sampler,

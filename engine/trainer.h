@@ -40,6 +40,12 @@ struct Evaluation {
 // Mean loss and accuracy of `model` in evaluation mode over all of `data`, in batches of `batch`.
 Evaluation evaluate(Module& model, const Dataset& data, const Normalization& normalization, int batch = 500);
 
+// Fresh proxy norms ṽ_i of every example of `data` (evaluation mode, no augmentation) into `norms`;
+// returns ‖(1/n) Σ_i (softmax(z_i) − onehot(y_i))‖², the squared norm of the full-data gradient of the
+// last layer's bias. The oracle sampler's view of the training set.
+double proxy_norms(Module& model, const Dataset& data, const Normalization& normalization, std::vector<float>& norms,
+                   int batch = 500);
+
 class Trainer {
  public:
   Trainer(Module& model, const Dataset& train, const Normalization& normalization, Sampler& sampler,

@@ -19,6 +19,7 @@
 #include "engine/sampler.h"
 #include "engine/trainer.h"
 #include "models/models.h"
+#include "rais/oracle_sampler.h"
 #include "rais/rais_sampler.h"
 #include "tools/cli/progress.h"
 
@@ -44,7 +45,9 @@ void declare_train_flags(Flags& f) {
   f.add_switch("flip", "augmentation: random horizontal flips");
   f.add("train-subset", "0", "train on the first N training examples only (0: all)");
   f.add("test-subset", "0", "evaluate on the first N test examples only (0: all)");
-  f.add("sampler", "uniform", "uniform (shuffled epochs: plain SGD), uniform-iid (with replacement) or rais");
+  f.add("sampler", "uniform", "uniform (shuffled epochs: plain SGD), uniform-iid (with replacement), rais, or oracle (p from fresh norms of every example: a costly diagnostic)");
+  f.add("oracle-refresh", "0", "oracle: steps between full passes over the training set (0: a quarter epoch)");
+  f.add("oracle-uniform-share", "0.1", "oracle: share of uniform sampling mixed into p");
   f.add("rais-alpha", "0.01", "rais: EMA weight of the gain-ratio moments");
   f.add("rais-records", "32", "rais: records kept for the uncertainty-set fit, in batches (|D| = N·B); also the refit period in steps");
   f.add("rais-refresh", "16", "rais: steps between rebuilds of the sampling distribution (1: exact every step)");
@@ -101,8 +104,18 @@ std::string lookup(const std::vector<std::pair<std::string, std::string>>& metad
   throw error("resume: checkpoint ", path, " has no '", key, "' entry; it was not written by raisin train");
 }
 
-std::unique_ptr<Sampler> make_sampler(const Flags& flags, int64_t count, uint64_t seed) {
+std::unique_ptr<Sampler> make_sampler(const Flags& flags, int64_t count, uint64_t seed, Module& model,
+                                      const TrainTest& data) {
   const std::string name = flags.str("sampler");
+  if (name == "oracle") {
+    rais::OracleOptions options;
+    options.refresh_steps = flags.integer("oracle-refresh", 0, INT64_MAX);
+    options.uniform_share = flags.real("oracle-uniform-share", 0, 1);
+    auto oracle = [&model, &data](std::vector<float>& norms) {
+      return proxy_norms(model, data.train, data.normalization, norms);
+    };
+    return std::make_unique<rais::OracleSampler>(count, seed, oracle, options);
+  }
   if (name == "uniform") return std::make_unique<ShuffledSampler>(count, seed);
   if (name == "uniform-iid") return std::make_unique<UniformIidSampler>(count, seed);
   if (name == "rais") {
@@ -115,7 +128,7 @@ std::unique_ptr<Sampler> make_sampler(const Flags& flags, int64_t count, uint64_
     options.trace_dir = flags.str("rais-trace");
     return std::make_unique<rais::RaisSampler>(count, seed, options);
   }
-  throw error("raisin train: unknown --sampler '", name, "': use uniform, uniform-iid or rais");
+  throw error("raisin train: unknown --sampler '", name, "': use uniform, uniform-iid, rais or oracle");
 }
 
 // One line on the RAIS sampler's state, for the log at each epoch.
@@ -188,7 +201,7 @@ RunSummary run_training(Flags& flags) {
   options.seed = seed;
   options.crop_padding = int(flags.integer("crop-padding", 0, 64));
   options.flip = flags.on("flip");
-  const std::unique_ptr<Sampler> sampler = make_sampler(flags, data.train.count, seed);
+  const std::unique_ptr<Sampler> sampler = make_sampler(flags, data.train.count, seed, *model, data);
   Trainer trainer(*model, data.train, data.normalization, *sampler, options);
 
   // ---- run folder ----
@@ -208,9 +221,9 @@ RunSummary run_training(Flags& flags) {
     epoch_steps = std::stoll(lookup(m, "train.epoch_steps", p));
     if (trainer.progress() >= epochs - 1e-9)
       throw error("resume: the run in ", out.string(), " already finished its ", epochs, " epochs");
-    if (flags.str("sampler") == "rais")
-      throw error("resume: runs with --sampler rais cannot be resumed yet (the sampler's state is not in the "
-                  "checkpoint); start the run again");
+    if (flags.str("sampler") == "rais" || flags.str("sampler") == "oracle")
+      throw error("resume: runs with --sampler ", flags.str("sampler"), " cannot be resumed yet (the sampler's state "
+                  "is not in the checkpoint); start the run again");
     truncate_csv(steps_csv, trainer.steps() - 1);
     truncate_csv(epochs_csv, trainer.steps());
   } else {
