@@ -64,15 +64,13 @@ double bias_gradient_sq_norm(const Tensor& dlogits) {
   return total;
 }
 
-}  // namespace
-
-Evaluation evaluate(Module& model, const Dataset& data, const Normalization& normalization, int batch) {
+// Runs `model` in evaluation mode over all of `data` in order, `batch` examples at a time, and hands
+// each batch's first example index, logits, labels and loss to `visit`.
+template <typename Visit>
+void for_each_batch(Module& model, const Dataset& data, const Normalization& normalization, int batch, Visit visit) {
   check_normalization(data, normalization);
   if (batch < 1) throw error("evaluate: batch size ", batch, " must be at least 1");
   Arena arena;
-  Evaluation result;
-  double loss_sum = 0;
-  int64_t correct = 0;
   std::vector<int32_t> indices;
   for (int64_t start = 0; start < data.count; start += batch) {
     const int n = int(std::min<int64_t>(batch, data.count - start));
@@ -83,10 +81,21 @@ Evaluation evaluate(Module& model, const Dataset& data, const Normalization& nor
     gather(arena, data, normalization, indices, 0, false, 0, 0, x, y);
     Context ctx{.arena = &arena, .training = false};
     Var logits = model.forward(ctx, constant(x));
-    LossOutput loss = softmax_cross_entropy(ctx, logits, y, Tensor());
-    loss_sum += double(loss.mean_loss->value.f32()[0]) * n;
-    correct += int64_t(count_correct(logits->value, y.i32()));
+    visit(start, logits->value, y, softmax_cross_entropy(ctx, logits, y, Tensor()));
   }
+}
+
+}  // namespace
+
+Evaluation evaluate(Module& model, const Dataset& data, const Normalization& normalization, int batch) {
+  double loss_sum = 0;
+  int64_t correct = 0;
+  for_each_batch(model, data, normalization, batch,
+                 [&](int64_t, const Tensor& logits, const Tensor& y, const LossOutput& loss) {
+                   loss_sum += double(loss.mean_loss->value.f32()[0]) * double(y.numel());
+                   correct += int64_t(count_correct(logits, y.i32()));
+                 });
+  Evaluation result;
   result.count = data.count;
   result.loss = data.count ? loss_sum / double(data.count) : 0;
   result.accuracy = data.count ? double(correct) / double(data.count) : 0;
@@ -95,25 +104,16 @@ Evaluation evaluate(Module& model, const Dataset& data, const Normalization& nor
 
 double proxy_norms(Module& model, const Dataset& data, const Normalization& normalization, std::vector<float>& norms,
                    int batch) {
-  check_normalization(data, normalization);
-  Arena arena;
   norms.resize(size_t(data.count));
   std::vector<double> gradient(size_t(data.classes), 0.0);
-  std::vector<int32_t> indices;
-  for (int64_t start = 0; start < data.count; start += batch) {
-    const int n = int(std::min<int64_t>(batch, data.count - start));
-    indices.resize(n);
-    for (int i = 0; i < n; ++i) indices[i] = int32_t(start + i);
-    arena.reset();
-    Tensor x, y;
-    gather(arena, data, normalization, indices, 0, false, 0, 0, x, y);
-    Context ctx{.arena = &arena, .training = false};
-    LossOutput loss = softmax_cross_entropy(ctx, model.forward(ctx, constant(x)), y, Tensor());
-    std::copy_n(loss.proxy_norm.f32(), n, norms.begin() + start);
-    const float* d = loss.dlogits.f32();  // (softmax − onehot) / n per row
-    for (int i = 0; i < n; ++i)
-      for (int k = 0; k < data.classes; ++k) gradient[k] += double(d[i * data.classes + k]) * n;
-  }
+  for_each_batch(model, data, normalization, batch,
+                 [&](int64_t start, const Tensor&, const Tensor& y, const LossOutput& loss) {
+                   const int64_t n = y.numel();
+                   std::copy_n(loss.proxy_norm.f32(), n, norms.begin() + start);
+                   const float* d = loss.dlogits.f32();  // (softmax − onehot) / n per row
+                   for (int64_t i = 0; i < n; ++i)
+                     for (int k = 0; k < data.classes; ++k) gradient[k] += double(d[i * data.classes + k]) * double(n);
+                 });
   double total = 0;
   for (double g : gradient) total += (g / double(data.count)) * (g / double(data.count));
   return total;

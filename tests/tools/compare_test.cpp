@@ -7,19 +7,14 @@
 #include <string>
 #include <vector>
 
-#include "tools/cli/cli.h"
+#include "tests/tools/run_cli.h"
 
 namespace raisin {
 namespace {
 
 namespace fs = std::filesystem;
 
-int run(std::vector<std::string> args) {
-  args.insert(args.begin(), "raisin");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  return cli::main(int(argv.size()), argv.data());
-}
+using test::run;
 
 std::vector<std::string> lines(const fs::path& path) {
   std::ifstream in(path);

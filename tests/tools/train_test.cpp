@@ -10,19 +10,14 @@
 #include <vector>
 
 #include "engine/dataset.h"
-#include "tools/cli/cli.h"
+#include "tests/tools/run_cli.h"
 
 namespace raisin {
 namespace {
 
 namespace fs = std::filesystem;
 
-int run(std::vector<std::string> args) {
-  args.insert(args.begin(), "raisin");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  return cli::main(int(argv.size()), argv.data());
-}
+using test::run;
 
 fs::path fresh_dir(const std::string& name) {
   const fs::path dir = fs::temp_directory_path() / ("raisin_train_test_" + name);
