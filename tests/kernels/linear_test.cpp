@@ -83,50 +83,10 @@ TEST_P(LinearCpu, BackwardMatchesFiniteDifferences) {
 
   const double atol_x = atol_for(d.s.out_features), atol_w = atol_for(d.s.batch);
 
-  // From zero: the gradients themselves.
-  {
-    std::vector<float> dx(d.x.size(), 0.0f), dw(d.w.size(), 0.0f), db(d.b.size(), 0.0f);
-    raisin::cpu::linear_backward(d.s, d.x.data(), d.w.data(), d.r.data(), dx.data(), dw.data(),
-                                 db.empty() ? nullptr : db.data());
-    EXPECT_TRUE(rt::all_close("dx", dx, gx, kRtol, atol_x));
-    EXPECT_TRUE(rt::all_close("dw", dw, gw, kRtol, atol_w));
-    if (!gb.empty()) {
-      EXPECT_TRUE(rt::all_close("db", db, gb, kRtol, atol_w));
-    }
-  }
-
-  // Pre-filled buffers: backward adds to them.
-  {
-    auto dx = rt::random_floats(d.x.size(), 71), dw = rt::random_floats(d.w.size(), 72),
-         db = rt::random_floats(d.b.size(), 73);
-    auto ex = rt::to_double(dx), ew = rt::to_double(dw), eb = rt::to_double(db);
-    for (size_t i = 0; i < ex.size(); i++) ex[i] += gx[i];
-    for (size_t i = 0; i < ew.size(); i++) ew[i] += gw[i];
-    for (size_t i = 0; i < eb.size(); i++) eb[i] += gb[i];
-    raisin::cpu::linear_backward(d.s, d.x.data(), d.w.data(), d.r.data(), dx.data(), dw.data(),
-                                 db.empty() ? nullptr : db.data());
-    EXPECT_TRUE(rt::all_close("dx accumulated", dx, ex, kRtol, atol_x));
-    EXPECT_TRUE(rt::all_close("dw accumulated", dw, ew, kRtol, atol_w));
-    if (!gb.empty()) {
-      EXPECT_TRUE(rt::all_close("db accumulated", db, eb, kRtol, atol_w));
-    }
-  }
-
-  // Null pointers: each gradient alone, then none at all.
-  {
-    std::vector<float> dx(d.x.size(), 0.0f);
-    raisin::cpu::linear_backward(d.s, d.x.data(), d.w.data(), d.r.data(), dx.data(), nullptr, nullptr);
-    EXPECT_TRUE(rt::all_close("dx alone", dx, gx, kRtol, atol_x));
-    std::vector<float> dw(d.w.size(), 0.0f);
-    raisin::cpu::linear_backward(d.s, d.x.data(), d.w.data(), d.r.data(), nullptr, dw.data(), nullptr);
-    EXPECT_TRUE(rt::all_close("dw alone", dw, gw, kRtol, atol_w));
-    if (!gb.empty()) {
-      std::vector<float> db(d.b.size(), 0.0f);
-      raisin::cpu::linear_backward(d.s, d.x.data(), d.w.data(), d.r.data(), nullptr, nullptr, db.data());
-      EXPECT_TRUE(rt::all_close("db alone", db, gb, kRtol, atol_w));
-    }
-    raisin::cpu::linear_backward(d.s, d.x.data(), d.w.data(), d.r.data(), nullptr, nullptr, nullptr);
-  }
+  const auto backward = [&](float* dx, float* dw, float* db) {
+    raisin::cpu::linear_backward(d.s, d.x.data(), d.w.data(), d.r.data(), dx, dw, db);
+  };
+  rt::expect_backward_xwb(backward, gx, gw, gb, kRtol, atol_x, atol_w);
 }
 
 std::vector<LinearCase> linear_cases() {

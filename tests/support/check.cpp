@@ -76,6 +76,52 @@ std::vector<double> finite_difference_gradient(const std::function<double(const 
   return grad;
 }
 
+void expect_backward_xwb(const std::function<void(float* dx, float* dw, float* db)>& backward,
+                         const std::vector<double>& gx, const std::vector<double>& gw, const std::vector<double>& gb,
+                         double rtol, double atol_x, double atol_w) {
+  // From zero: the gradients themselves.
+  {
+    std::vector<float> dx(gx.size(), 0.0f), dw(gw.size(), 0.0f), db(gb.size(), 0.0f);
+    backward(dx.data(), dw.data(), db.empty() ? nullptr : db.data());
+    EXPECT_TRUE(all_close("dx", dx, gx, rtol, atol_x));
+    EXPECT_TRUE(all_close("dw", dw, gw, rtol, atol_w));
+    if (!gb.empty()) {
+      EXPECT_TRUE(all_close("db", db, gb, rtol, atol_w));
+    }
+  }
+
+  // Pre-filled buffers: backward adds to them.
+  {
+    auto dx = random_floats(gx.size(), 71), dw = random_floats(gw.size(), 72), db = random_floats(gb.size(), 73);
+    auto ex = to_double(dx), ew = to_double(dw), eb = to_double(db);
+    for (size_t i = 0; i < ex.size(); i++) ex[i] += gx[i];
+    for (size_t i = 0; i < ew.size(); i++) ew[i] += gw[i];
+    for (size_t i = 0; i < eb.size(); i++) eb[i] += gb[i];
+    backward(dx.data(), dw.data(), db.empty() ? nullptr : db.data());
+    EXPECT_TRUE(all_close("dx accumulated", dx, ex, rtol, atol_x));
+    EXPECT_TRUE(all_close("dw accumulated", dw, ew, rtol, atol_w));
+    if (!gb.empty()) {
+      EXPECT_TRUE(all_close("db accumulated", db, eb, rtol, atol_w));
+    }
+  }
+
+  // Null pointers: each gradient alone, then none at all.
+  {
+    std::vector<float> dx(gx.size(), 0.0f);
+    backward(dx.data(), nullptr, nullptr);
+    EXPECT_TRUE(all_close("dx alone", dx, gx, rtol, atol_x));
+    std::vector<float> dw(gw.size(), 0.0f);
+    backward(nullptr, dw.data(), nullptr);
+    EXPECT_TRUE(all_close("dw alone", dw, gw, rtol, atol_w));
+    if (!gb.empty()) {
+      std::vector<float> db(gb.size(), 0.0f);
+      backward(nullptr, nullptr, db.data());
+      EXPECT_TRUE(all_close("db alone", db, gb, rtol, atol_w));
+    }
+    backward(nullptr, nullptr, nullptr);
+  }
+}
+
 double dot(const std::vector<double>& a, const std::vector<double>& b) {
   double s = 0;
   for (size_t i = 0; i < a.size() && i < b.size(); ++i) s += a[i] * b[i];

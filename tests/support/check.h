@@ -29,6 +29,14 @@ std::vector<float> to_float(const std::vector<double>& v);
 std::vector<double> finite_difference_gradient(const std::function<double(const std::vector<double>&)>& f,
                                                std::vector<double> x, double h = 1e-6);
 
+// The three checks of a backward kernel with gradients (dx, dw, db) against the expected gx, gw, gb:
+// into zeroed buffers; into pre-filled buffers (it must add to them); and with null pointers (each
+// gradient alone, then none at all). An empty gb means the kernel has no bias. atol_x applies to dx,
+// atol_w to dw and db.
+void expect_backward_xwb(const std::function<void(float* dx, float* dw, float* db)>& backward,
+                         const std::vector<double>& gx, const std::vector<double>& gw, const std::vector<double>& gb,
+                         double rtol, double atol_x, double atol_w);
+
 // Σ_i a_i·b_i, the scalar that turns a vector output into a loss for gradient checks.
 double dot(const std::vector<double>& a, const std::vector<double>& b);
 
