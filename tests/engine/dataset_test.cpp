@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "engine/error.h"
+#include "tests/support/check.h"
 
 namespace raisin {
 namespace {
@@ -195,20 +196,7 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
-// The message of the Error that `f` throws; a test failure when it throws nothing.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-raisin exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "no Error thrown";
-  return "";
-}
+using test::error_message;
 
 #define EXPECT_MENTIONS(message, ...)                                              \
   do {                                                                             \
@@ -296,67 +284,67 @@ TEST_F(DatasetTest, IdxClassesBoundTheLabels) {
   const std::string images = write("images", idx_images(2, 1, 1, {5, 6}));
   const std::string labels = write("labels", idx_labels({2, 0}));
   EXPECT_EQ(read_idx(images, labels, 3).classes, 3);
-  EXPECT_MENTIONS(error_of([&] { read_idx(images, labels, 2); }), labels, "label out of range", "record 0",
+  EXPECT_MENTIONS(error_message([&] { read_idx(images, labels, 2); }), labels, "label out of range", "record 0",
                   "label 2", "0..1");
 }
 
 TEST_F(DatasetTest, IdxMissingFile) {
   const std::string labels = write("labels", idx_labels({1}));
-  EXPECT_MENTIONS(error_of([&] { read_idx(path("nope-images"), labels); }), path("nope-images"),
+  EXPECT_MENTIONS(error_message([&] { read_idx(path("nope-images"), labels); }), path("nope-images"),
                   "No such file or directory");
   const std::string images = write("images", idx_images(1, 1, 1, {0}));
-  EXPECT_MENTIONS(error_of([&] { read_idx(images, path("nope-labels")); }), path("nope-labels"),
+  EXPECT_MENTIONS(error_message([&] { read_idx(images, path("nope-labels")); }), path("nope-labels"),
                   "No such file or directory");
-  EXPECT_MENTIONS(error_of([&] { read_idx(dir_.string(), labels); }), dir_.string(), "directory");
+  EXPECT_MENTIONS(error_message([&] { read_idx(dir_.string(), labels); }), dir_.string(), "directory");
 }
 
 TEST_F(DatasetTest, IdxBadMagic) {
   const std::string labels = write("labels", idx_labels({1, 2}));
   // Images and labels swapped: each file's magic names what it is.
   const std::string swapped = write("swapped", idx_labels({1, 2}));
-  EXPECT_MENTIONS(error_of([&] { read_idx(swapped, labels); }), swapped, "bad magic", "expected 0x00000803",
+  EXPECT_MENTIONS(error_message([&] { read_idx(swapped, labels); }), swapped, "bad magic", "expected 0x00000803",
                   "found 0x00000801", "labels file");
   const std::string images = write("images", idx_images(2, 1, 1, {0, 1}));
-  EXPECT_MENTIONS(error_of([&] { read_idx(images, images); }), images, "bad magic", "expected 0x00000801",
+  EXPECT_MENTIONS(error_message([&] { read_idx(images, images); }), images, "bad magic", "expected 0x00000801",
                   "found 0x00000803");
   // Not IDX at all, plain and gzip.
   const std::string text = write_text("text", "hello world, not an idx file");
-  EXPECT_MENTIONS(error_of([&] { read_idx(text, labels); }), text, "bad magic", "found 0x68656c6c");
+  EXPECT_MENTIONS(error_message([&] { read_idx(text, labels); }), text, "bad magic", "found 0x68656c6c");
   const std::string text_gz = write("text.gz", gzip(Bytes{'P', 'K', 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
-  EXPECT_MENTIONS(error_of([&] { read_idx(text_gz, labels); }), text_gz, "bad magic", "found 0x504b0304");
+  EXPECT_MENTIONS(error_message([&] { read_idx(text_gz, labels); }), text_gz, "bad magic", "found 0x504b0304");
 }
 
 TEST_F(DatasetTest, IdxTruncatedFile) {
   const std::string labels = write("labels", idx_labels({1, 2, 3}));
   // Header cut short.
   const std::string stub = write("stub", Bytes{0, 0, 8, 3, 0, 0});
-  EXPECT_MENTIONS(error_of([&] { read_idx(stub, labels); }), stub, "truncated", "16 bytes", "found 6");
+  EXPECT_MENTIONS(error_message([&] { read_idx(stub, labels); }), stub, "truncated", "16 bytes", "found 6");
   const std::string tiny = write("tiny", Bytes{0, 0});
-  EXPECT_MENTIONS(error_of([&] { read_idx(tiny, labels); }), tiny, "truncated", "found 2");
+  EXPECT_MENTIONS(error_message([&] { read_idx(tiny, labels); }), tiny, "truncated", "found 2");
   const std::string empty = write("empty", Bytes{});
-  EXPECT_MENTIONS(error_of([&] { read_idx(empty, labels); }), empty, "truncated", "found 0");
+  EXPECT_MENTIONS(error_message([&] { read_idx(empty, labels); }), empty, "truncated", "found 0");
   // Pixels cut short: 3 images of 4x4 need 16 + 48 bytes.
   Bytes images = idx_images(3, 4, 4, pattern(48, 3));
   images.resize(50);
   const std::string cut = write("cut", images);
-  EXPECT_MENTIONS(error_of([&] { read_idx(cut, labels); }), cut, "truncated", "expected 64 bytes", "found 50");
+  EXPECT_MENTIONS(error_message([&] { read_idx(cut, labels); }), cut, "truncated", "expected 64 bytes", "found 50");
   // The same, gzip-compressed: the decompressed data is short.
   const std::string cut_gz = write("cut.gz", gzip(images));
-  EXPECT_MENTIONS(error_of([&] { read_idx(cut_gz, labels); }), cut_gz, "truncated", "expected 64 bytes",
+  EXPECT_MENTIONS(error_message([&] { read_idx(cut_gz, labels); }), cut_gz, "truncated", "expected 64 bytes",
                   "decompressed", "found 50");
   // Labels cut short.
   const std::string good = write("good", idx_images(3, 4, 4, pattern(48, 3)));
   Bytes short_labels = idx_labels({1, 2, 3});
   short_labels.pop_back();
   const std::string cut_labels = write("cut_labels", short_labels);
-  EXPECT_MENTIONS(error_of([&] { read_idx(good, cut_labels); }), cut_labels, "truncated", "expected 11 bytes",
+  EXPECT_MENTIONS(error_message([&] { read_idx(good, cut_labels); }), cut_labels, "truncated", "expected 11 bytes",
                   "found 10");
   // A header promising far more than a small gzip file could ever hold fails before allocating.
   const std::string huge = write("huge.gz", gzip(idx_images(400000, 100, 100, pattern(100, 4))));
-  EXPECT_MENTIONS(error_of([&] { read_idx(huge, labels); }), huge, "truncated", "expected 4000000016 bytes",
+  EXPECT_MENTIONS(error_message([&] { read_idx(huge, labels); }), huge, "truncated", "expected 4000000016 bytes",
                   "bytes of gzip data cannot hold");
   const std::string absurd = write("absurd", idx_images(4000000, 60000, 60000, pattern(100, 4)));
-  EXPECT_MENTIONS(error_of([&] { read_idx(absurd, labels); }), absurd, "implausible IDX dimensions",
+  EXPECT_MENTIONS(error_message([&] { read_idx(absurd, labels); }), absurd, "implausible IDX dimensions",
                   "4000000x60000x60000");
 }
 
@@ -365,9 +353,9 @@ TEST_F(DatasetTest, IdxTrailingBytes) {
   images.push_back(42);
   const std::string labels = write("labels", idx_labels({1, 2}));
   const std::string extra = write("extra", images);
-  EXPECT_MENTIONS(error_of([&] { read_idx(extra, labels); }), extra, "1 unexpected trailing bytes", "24 bytes");
+  EXPECT_MENTIONS(error_message([&] { read_idx(extra, labels); }), extra, "1 unexpected trailing bytes", "24 bytes");
   const std::string extra_gz = write("extra.gz", gzip(images));
-  EXPECT_MENTIONS(error_of([&] { read_idx(extra_gz, labels); }), extra_gz, "trailing", "decompressed");
+  EXPECT_MENTIONS(error_message([&] { read_idx(extra_gz, labels); }), extra_gz, "trailing", "decompressed");
 }
 
 TEST_F(DatasetTest, IdxBadGzipStream) {
@@ -375,48 +363,48 @@ TEST_F(DatasetTest, IdxBadGzipStream) {
   const Bytes gz = gzip(idx_images(100, 8, 8, pattern(6400, 6)));
   // Cut in the middle of the compressed data.
   const std::string cut = write("cut.gz", Bytes(gz.begin(), gz.begin() + long(gz.size() / 2)));
-  EXPECT_MENTIONS(error_of([&] { read_idx(cut, labels); }), cut, "bad gzip stream", "truncated .gz");
+  EXPECT_MENTIONS(error_message([&] { read_idx(cut, labels); }), cut, "bad gzip stream", "truncated .gz");
   // A damaged CRC (the 4 bytes before the 4-byte length at the end).
   Bytes bad_crc = gz;
   bad_crc[bad_crc.size() - 8] ^= 0xff;
   const std::string crc = write("crc.gz", bad_crc);
-  EXPECT_MENTIONS(error_of([&] { read_idx(crc, labels); }), crc, "bad gzip stream", "incorrect data check");
+  EXPECT_MENTIONS(error_message([&] { read_idx(crc, labels); }), crc, "bad gzip stream", "incorrect data check");
   // Garbage compressed data right after the 10-byte gzip header.
   Bytes garbage = gz;
   for (size_t k = 10; k < 60; ++k) garbage[k] = 0xff;
   const std::string bad = write("garbage.gz", garbage);
-  EXPECT_MENTIONS(error_of([&] { read_idx(bad, labels); }), bad, "bad gzip stream");
+  EXPECT_MENTIONS(error_message([&] { read_idx(bad, labels); }), bad, "bad gzip stream");
   // Trailing garbage after a complete stream.
   Bytes trailing = gz;
   trailing.insert(trailing.end(), {1, 2, 3});
   const std::string tail = write("tail.gz", trailing);
-  EXPECT_MENTIONS(error_of([&] { read_idx(tail, labels); }), tail, "bad gzip stream", "3 bytes of trailing garbage");
+  EXPECT_MENTIONS(error_message([&] { read_idx(tail, labels); }), tail, "bad gzip stream", "3 bytes of trailing garbage");
   // Only the gzip magic.
   const std::string magic_only = write("magic.gz", Bytes{0x1f, 0x8b});
-  EXPECT_MENTIONS(error_of([&] { read_idx(magic_only, labels); }), magic_only, "bad gzip stream");
+  EXPECT_MENTIONS(error_message([&] { read_idx(magic_only, labels); }), magic_only, "bad gzip stream");
 }
 
 TEST_F(DatasetTest, IdxCountMismatch) {
   const std::string images = write("images", idx_images(3, 1, 2, pattern(6, 7)));
   const std::string labels = write("labels", idx_labels({1, 2}));
-  EXPECT_MENTIONS(error_of([&] { read_idx(images, labels); }), labels, images, "count mismatch", "2 labels",
+  EXPECT_MENTIONS(error_message([&] { read_idx(images, labels); }), labels, images, "count mismatch", "2 labels",
                   "3 images");
 }
 
 TEST_F(DatasetTest, IdxLabelOutOfRange) {
   const std::string images = write("images", idx_images(4, 1, 1, {1, 2, 3, 4}));
   const std::string labels = write("labels.gz", gzip(idx_labels({1, 2, 200, 10})));
-  EXPECT_MENTIONS(error_of([&] { read_idx(images, labels); }), labels, "label out of range", "record 2",
+  EXPECT_MENTIONS(error_message([&] { read_idx(images, labels); }), labels, "label out of range", "record 2",
                   "label 200", "0..9");
 }
 
 TEST_F(DatasetTest, IdxWrongImageSize) {
   const std::string labels = write("labels", idx_labels({}));
   const std::string zero_rows = write("zero_rows", idx_images(1, 0, 5, {}));
-  EXPECT_MENTIONS(error_of([&] { read_idx(zero_rows, labels); }), zero_rows, "wrong image size", "0x5");
+  EXPECT_MENTIONS(error_message([&] { read_idx(zero_rows, labels); }), zero_rows, "wrong image size", "0x5");
   const std::string none = write("none", idx_images(0, 28, 28, {}));
-  EXPECT_MENTIONS(error_of([&] { read_idx(none, labels); }), none, "no images");
-  EXPECT_MENTIONS(error_of([&] { read_idx(none, labels, 0); }), "classes");
+  EXPECT_MENTIONS(error_message([&] { read_idx(none, labels); }), none, "no images");
+  EXPECT_MENTIONS(error_message([&] { read_idx(none, labels, 0); }), "classes");
 }
 
 // ---- CIFAR-10 binary ----
@@ -451,23 +439,23 @@ TEST_F(DatasetTest, ReadsCifarBinaryBatches) {
   EXPECT_EQ(named.class_names[0], "airplane");
   EXPECT_EQ(named.class_names[9], "truck");
   write_text("bin/batches.meta.txt", "airplane\nautomobile\nbird\n");
-  EXPECT_MENTIONS(error_of([&] { read_cifar_binary({a}); }), path("bin/batches.meta.txt"), "expected 10 class names",
+  EXPECT_MENTIONS(error_message([&] { read_cifar_binary({a}); }), path("bin/batches.meta.txt"), "expected 10 class names",
                   "found 3");
 }
 
 TEST_F(DatasetTest, CifarBinaryErrors) {
-  EXPECT_MENTIONS(error_of([&] { read_cifar_binary({}); }), "no files");
-  EXPECT_MENTIONS(error_of([&] { read_cifar_binary({path("missing.bin")}); }), path("missing.bin"),
+  EXPECT_MENTIONS(error_message([&] { read_cifar_binary({}); }), "no files");
+  EXPECT_MENTIONS(error_message([&] { read_cifar_binary({path("missing.bin")}); }), path("missing.bin"),
                   "No such file or directory");
   const std::string empty = write("empty.bin", {});
-  EXPECT_MENTIONS(error_of([&] { read_cifar_binary({empty}); }), empty, "empty");
+  EXPECT_MENTIONS(error_message([&] { read_cifar_binary({empty}); }), empty, "empty");
   // A record size that is not 3073: 2 records and 100 bytes.
   Bytes odd = cifar_record(1, 1);
   const Bytes rec = cifar_record(2, 2);
   odd.insert(odd.end(), rec.begin(), rec.end());
   odd.insert(odd.end(), 100, 0);
   const std::string odd_path = write("odd.bin", odd);
-  EXPECT_MENTIONS(error_of([&] { read_cifar_binary({odd_path}); }), odd_path, "wrong record size", "6246 bytes",
+  EXPECT_MENTIONS(error_message([&] { read_cifar_binary({odd_path}); }), odd_path, "wrong record size", "6246 bytes",
                   "3073", "100 bytes left over");
   // A label of 10 in record 1 of the second file.
   const std::string good = write("good.bin", rec);
@@ -475,7 +463,7 @@ TEST_F(DatasetTest, CifarBinaryErrors) {
   const Bytes ten = cifar_record(10, 3);
   bad_label.insert(bad_label.end(), ten.begin(), ten.end());
   const std::string bad = write("bad.bin", bad_label);
-  EXPECT_MENTIONS(error_of([&] { read_cifar_binary({good, bad}); }), bad, "label out of range", "record 1",
+  EXPECT_MENTIONS(error_message([&] { read_cifar_binary({good, bad}); }), bad, "label out of range", "record 1",
                   "label 10");
 }
 
@@ -542,35 +530,35 @@ TEST_F(DatasetTest, ReadsRecordsOfTheRealC10j) {
 TEST_F(DatasetTest, C10jErrors) {
   const auto [header, body] = split_jpeg(kGradientJpeg);
   const std::vector<C10jRecord> three = {{0, body}, {1, body}, {2, body}};
-  EXPECT_MENTIONS(error_of([&] { read_c10j(path("missing.c10j")); }), path("missing.c10j"),
+  EXPECT_MENTIONS(error_message([&] { read_c10j(path("missing.c10j")); }), path("missing.c10j"),
                   "No such file or directory");
   const std::string magic = write("magic.c10j", c10j(header, three, {}, 1, "C10K"));
-  EXPECT_MENTIONS(error_of([&] { read_c10j(magic); }), magic, "bad magic", "expected 43 31 30 4a", "found 43 31 30 4b");
+  EXPECT_MENTIONS(error_message([&] { read_c10j(magic); }), magic, "bad magic", "expected 43 31 30 4a", "found 43 31 30 4b");
   const std::string version = write("version.c10j", c10j(header, three, {}, 2));
-  EXPECT_MENTIONS(error_of([&] { read_c10j(version); }), version, "unsupported C10J version 2");
+  EXPECT_MENTIONS(error_message([&] { read_c10j(version); }), version, "unsupported C10J version 2");
   const std::string stub = write("stub.c10j", Bytes{'C', '1', '0', 'J', 1, 0});
-  EXPECT_MENTIONS(error_of([&] { read_c10j(stub); }), stub, "truncated", "16 bytes", "found 6");
+  EXPECT_MENTIONS(error_message([&] { read_c10j(stub); }), stub, "truncated", "16 bytes", "found 6");
   const Bytes full = c10j(header, three);
   const std::string short_header = write("short_header.c10j", Bytes(full.begin(), full.begin() + 100));
-  EXPECT_MENTIONS(error_of([&] { read_c10j(short_header); }), short_header, "truncated", "JPEG header");
+  EXPECT_MENTIONS(error_message([&] { read_c10j(short_header); }), short_header, "truncated", "JPEG header");
   // Cut inside the last record's body.
   const std::string cut = write("cut.c10j", Bytes(full.begin(), full.end() - 20));
-  EXPECT_MENTIONS(error_of([&] { read_c10j(cut); }), cut, "truncated", "record 2");
+  EXPECT_MENTIONS(error_message([&] { read_c10j(cut); }), cut, "truncated", "record 2");
   // The count promises more records than there are, or fewer.
   const std::string more = write("more.c10j", c10j(header, three, 4));
-  EXPECT_MENTIONS(error_of([&] { read_c10j(more); }), more, "truncated", "4 records");
+  EXPECT_MENTIONS(error_message([&] { read_c10j(more); }), more, "truncated", "4 records");
   const std::string fewer = write("fewer.c10j", c10j(header, three, 2));
-  EXPECT_MENTIONS(error_of([&] { read_c10j(fewer); }), fewer, "trailing bytes", "last of 2 records");
+  EXPECT_MENTIONS(error_message([&] { read_c10j(fewer); }), fewer, "trailing bytes", "last of 2 records");
   const std::string none = write("none.c10j", c10j(header, {}));
-  EXPECT_MENTIONS(error_of([&] { read_c10j(none); }), none, "no images");
+  EXPECT_MENTIONS(error_message([&] { read_c10j(none); }), none, "no images");
   // A label of 10.
   const std::string label = write("label.c10j", c10j(header, {{0, body}, {10, body}}));
-  EXPECT_MENTIONS(error_of([&] { read_c10j(label); }), label, "label out of range", "record 1", "label 10");
+  EXPECT_MENTIONS(error_message([&] { read_c10j(label); }), label, "label out of range", "record 1", "label 10");
   // A header that is not JPEG.
   Bytes not_jpeg = header;
   not_jpeg[0] = 0x00;
   const std::string soi = write("soi.c10j", c10j(not_jpeg, three));
-  EXPECT_MENTIONS(error_of([&] { read_c10j(soi); }), soi, "SOI", "found 00 d8");
+  EXPECT_MENTIONS(error_message([&] { read_c10j(soi); }), soi, "SOI", "found 00 d8");
 }
 
 TEST_F(DatasetTest, C10jCorruptJpeg) {
@@ -578,25 +566,25 @@ TEST_F(DatasetTest, C10jCorruptJpeg) {
   // Scan data cut in half (libjpeg warns "premature end", which must be an error, not a grey image).
   const Bytes half(body.begin(), body.begin() + long(body.size() / 2));
   const std::string cut = write("cut.c10j", c10j(header, {{0, body}, {1, body}, {2, half}, {3, body}}));
-  EXPECT_MENTIONS(error_of([&] { read_c10j(cut); }), "corrupt JPEG in record 2 of " + cut + ": ");
+  EXPECT_MENTIONS(error_message([&] { read_c10j(cut); }), "corrupt JPEG in record 2 of " + cut + ": ");
   // Scan data replaced by garbage, and a record that is only an EOI marker.
   Bytes garbage(body.size(), 0);
   for (size_t k = 0; k < garbage.size(); ++k) garbage[k] = uint8_t(k * 37 % 255);
   garbage[garbage.size() - 2] = 0xff, garbage[garbage.size() - 1] = 0xd9;
   const std::string bad = write("bad.c10j", c10j(header, {{0, body}, {1, garbage}}));
-  EXPECT_MENTIONS(error_of([&] { read_c10j(bad); }), "corrupt JPEG in record 1 of " + bad);
+  EXPECT_MENTIONS(error_message([&] { read_c10j(bad); }), "corrupt JPEG in record 1 of " + bad);
   const std::string eoi = write("eoi.c10j", c10j(header, {{0, Bytes{0xff, 0xd9}}}));
-  EXPECT_MENTIONS(error_of([&] { read_c10j(eoi); }), "corrupt JPEG in record 0 of " + eoi);
+  EXPECT_MENTIONS(error_message([&] { read_c10j(eoi); }), "corrupt JPEG in record 0 of " + eoi);
   // A header cut before its Huffman tables.
   const std::string tables = write("tables.c10j", c10j(Bytes(header.begin(), header.begin() + 200), {{0, body}}));
-  EXPECT_MENTIONS(error_of([&] { read_c10j(tables); }), "corrupt JPEG in record 0 of " + tables);
+  EXPECT_MENTIONS(error_message([&] { read_c10j(tables); }), "corrupt JPEG in record 0 of " + tables);
   // Among several corrupt records, the first is reported (the decode runs in parallel).
   std::vector<C10jRecord> many(2000, C10jRecord{1, body});
   many[1500].body = half;
   many[700].body = half;
   many[1900].body = garbage;
   const std::string first = write("first.c10j", c10j(header, many));
-  EXPECT_MENTIONS(error_of([&] { read_c10j(first); }), "corrupt JPEG in record 700 of " + first);
+  EXPECT_MENTIONS(error_message([&] { read_c10j(first); }), "corrupt JPEG in record 700 of " + first);
 }
 
 TEST_F(DatasetTest, C10jWrongImageSize) {
@@ -609,7 +597,7 @@ TEST_F(DatasetTest, C10jWrongImageSize) {
   Bytes tall = header;
   tall[sof + 5] = 0, tall[sof + 6] = 48;  // height 48
   const std::string file = write("tall.c10j", c10j(tall, {{0, body}}));
-  EXPECT_MENTIONS(error_of([&] { read_c10j(file); }), file, "wrong image size", "record 0", "48x32x3",
+  EXPECT_MENTIONS(error_message([&] { read_c10j(file); }), file, "wrong image size", "record 0", "48x32x3",
                   "expected 32x32x3");
 }
 
@@ -638,9 +626,9 @@ TEST_F(DatasetTest, ChannelStatisticsAreExact) {
   }
   Dataset empty;
   empty.name = "empty";
-  EXPECT_MENTIONS(error_of([&] { channel_statistics(empty); }), "empty");
+  EXPECT_MENTIONS(error_message([&] { channel_statistics(empty); }), "empty");
   d.images.pop_back();
-  EXPECT_MENTIONS(error_of([&] { channel_statistics(d); }), "tiny", "23 pixel bytes");
+  EXPECT_MENTIONS(error_message([&] { channel_statistics(d); }), "tiny", "23 pixel bytes");
 }
 
 // ---- synthetic ----
@@ -702,8 +690,8 @@ TEST_F(DatasetTest, SyntheticIsSeededBalancedAndLearnable) {
   test.images.erase(test.images.begin(), test.images.begin() + 800 * a.image_size());
   test.labels.erase(test.labels.begin(), test.labels.begin() + 800);
   EXPECT_GT(nearest_mean_accuracy(train, test), 0.95);
-  EXPECT_MENTIONS(error_of([] { make_synthetic(0, 1, 2, 2, 2, 1); }), "make_synthetic", "count 0");
-  EXPECT_MENTIONS(error_of([] { make_synthetic(10, 1, 2, 2, 0, 1); }), "make_synthetic", "classes 0");
+  EXPECT_MENTIONS(error_message([] { make_synthetic(0, 1, 2, 2, 2, 1); }), "make_synthetic", "count 0");
+  EXPECT_MENTIONS(error_message([] { make_synthetic(10, 1, 2, 2, 0, 1); }), "make_synthetic", "classes 0");
 }
 
 TEST_F(DatasetTest, LoadsSyntheticWithSharedPrototypes) {
@@ -731,9 +719,9 @@ TEST_F(DatasetTest, LoadsSyntheticWithSharedPrototypes) {
 
 TEST_F(DatasetTest, NamesAndUnknownName) {
   EXPECT_EQ(dataset_names(), (std::vector<std::string>{"mnist", "fashion-mnist", "cifar10", "synthetic"}));
-  EXPECT_MENTIONS(error_of([] { load_dataset("imagenet"); }), "unknown dataset 'imagenet'", "mnist",
+  EXPECT_MENTIONS(error_message([] { load_dataset("imagenet"); }), "unknown dataset 'imagenet'", "mnist",
                   "fashion-mnist", "cifar10", "synthetic");
-  EXPECT_MENTIONS(error_of([] { dataset_search_path("imagenet"); }), "unknown dataset");
+  EXPECT_MENTIONS(error_message([] { dataset_search_path("imagenet"); }), "unknown dataset");
 }
 
 TEST_F(DatasetTest, SearchPathOrder) {
@@ -788,14 +776,14 @@ TEST_F(DatasetTest, NotFoundListsEverySearchedPlaceAndHowToGetTheData) {
   // A folder with only the training files, and an empty one.
   write("partial/train-images-idx3-ubyte.gz", gzip(idx_images(1, 1, 1, {0})));
   write("partial/train-labels-idx1-ubyte", idx_labels({0}));
-  std::string message = error_of([&] { load_dataset("mnist", path("partial")); });
+  std::string message = error_message([&] { load_dataset("mnist", path("partial")); });
   EXPECT_MENTIONS(message, "dataset 'mnist' not found", path("partial") + "  (missing t10k-images-idx3-ubyte[.gz], "
                   "t10k-labels-idx1-ubyte[.gz])", path("partial/mnist") + "  (no such directory)", "--data-dir",
                   "RAISIN_DATA_DIR");
-  message = error_of([&] { load_dataset("fashion-mnist", path("partial")); });
+  message = error_message([&] { load_dataset("fashion-mnist", path("partial")); });
   EXPECT_MENTIONS(message, "dataset 'fashion-mnist' not found", path("partial/fashion-mnist"),
                   "apt-get install -y dataset-fashion-mnist", "--data-dir");
-  message = error_of([&] { load_dataset("cifar10", path("partial")); });
+  message = error_message([&] { load_dataset("cifar10", path("partial")); });
   EXPECT_MENTIONS(message, "dataset 'cifar10' not found", path("partial/cifar10-jpeg75"), "train.c10j",
                   "data_batch_1.bin", "--data-dir");
   // Without --data-dir, every default folder is listed.
@@ -806,7 +794,7 @@ TEST_F(DatasetTest, NotFoundListsEverySearchedPlaceAndHowToGetTheData) {
     all_absent = all_absent && !fs::exists(fs::path(dir) / "test.c10j") && !fs::exists(fs::path(dir) / "test_batch.bin");
   }
   if (all_absent) {
-    message = error_of([] { load_dataset("cifar10"); });
+    message = error_message([] { load_dataset("cifar10"); });
     for (const std::string& dir : expected_dirs) EXPECT_MENTIONS(message, dir);
   }
 }
@@ -836,7 +824,7 @@ TEST_F(DatasetTest, LoadsCifarFromC10jOrBinaryBatches) {
 TEST_F(DatasetTest, MalformedFileInTheFoundFolderThrows) {
   write_mnist_like("bad");
   const std::string labels = write("bad/t10k-labels-idx1-ubyte", idx_labels({7, 8, 10}));
-  EXPECT_MENTIONS(error_of([&] { load_dataset("mnist", path("bad")); }), labels, "label out of range", "record 2");
+  EXPECT_MENTIONS(error_message([&] { load_dataset("mnist", path("bad")); }), labels, "label out of range", "record 2");
 }
 
 // ---- real data (skips when absent) ----

@@ -238,25 +238,17 @@ TEST(Models, InitialisationIsSeededKaiming) {
   }
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_message;
 
 TEST(Models, UnknownNameListsTheKnownModels) {
-  const std::string message = error_of([] { make_model("resnet18", {3, 32, 32, 10}, 1); });
+  const std::string message = error_message([] { make_model("resnet18", {3, 32, 32, 10}, 1); });
   EXPECT_NE(message.find("unknown model 'resnet18'"), std::string::npos) << message;
   EXPECT_NE(message.find("lenet5, mlp, resnet20, vgg-small"), std::string::npos) << message;
 }
 
 TEST(Models, UnsuitableInputsAreRejected) {
   auto expect = [](const std::string& model, ModelInput in, const std::string& words) {
-    const std::string message = error_of([&] { make_model(model, in, 1); });
+    const std::string message = error_message([&] { make_model(model, in, 1); });
     EXPECT_NE(message.find(words), std::string::npos) << model << ": " << message;
   };
   expect("lenet5", {1, 20, 20, 10}, "lenet5 needs 28x28 or 32x32 images, got 20x20");

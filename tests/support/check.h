@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/error.h"
+
 namespace raisin::test {
 
 // n floats uniform in [lo, hi), reproducible from seed.
@@ -39,6 +41,22 @@ void expect_backward_xwb(const std::function<void(float* dx, float* dw, float* d
 
 // Σ_i a_i·b_i, the scalar that turns a vector output into a loss for gradient checks.
 double dot(const std::vector<double>& a, const std::vector<double>& b);
+
+// The message of the raisin::Error that `f` throws; a test failure (and "") when it throws nothing or
+// another exception.
+template <typename F>
+std::string error_message(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "threw a non-raisin exception: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "no Error thrown";
+  return "";
+}
 
 // True when RAISIN_REQUIRE_GPU=1 is set: GPU tests must then fail instead of skipping.
 bool gpu_required();
