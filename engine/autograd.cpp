@@ -21,7 +21,8 @@ Var parameter(Tensor value) {
 
 Tensor& Tape::grad(const Var& v) {
   if (!v->grad.defined()) {
-    v->grad = arena_ ? Tensor::empty(*arena_, v->value.shape()) : Tensor::empty(v->value.shape());
+    v->grad = arena_ && arena_->device() == v->value.device() ? Tensor::empty(*arena_, v->value.shape())
+                                                              : Tensor::empty(v->value.shape(), DType::f32, v->value.device());
     v->grad.fill(0.0f);
   }
   return v->grad;
@@ -36,8 +37,12 @@ void Tape::backward(const Var& loss) {
   entries_.clear();
 }
 
-Tensor Context::allocate(const Shape& shape, DType dtype) const {
-  return arena ? Tensor::empty(*arena, shape, dtype) : Tensor::empty(shape, dtype);
+Tensor Context::allocate(Device device, const Shape& shape, DType dtype) const {
+  if (!arena) return Tensor::empty(shape, dtype, device);
+  if (!(arena->device() == device))
+    throw error("forward pass: an input is on ", device.str(), " but the step's arena is on ", arena->device().str(),
+                "; move the model and the batch to one device");
+  return Tensor::empty(*arena, shape, dtype);
 }
 
 bool Context::records(std::initializer_list<const Var*> inputs) const {

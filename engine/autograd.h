@@ -54,7 +54,9 @@ struct Context {
   uint64_t step = 0;       // with the call number, dropout's Philox stream
   uint32_t dropout_calls = 0;
 
-  Tensor allocate(const Shape& shape, DType dtype = DType::f32) const;
+  // A tensor on `device` for this forward pass: from the arena (which must be on that device) or, without
+  // one, from the caching allocator.
+  Tensor allocate(Device device, const Shape& shape, DType dtype = DType::f32) const;
   // True when the tape records and at least one input requires gradients.
   bool records(std::initializer_list<const Var*> inputs) const;
   // A fresh Philox stream for the next dropout op of this forward pass.

@@ -1,10 +1,13 @@
 // The caching CPU allocator and the per-step arena.
 #include "engine/memory.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <unordered_map>
 #include <mutex>
 #include <new>
+
+#include "engine/backend.h"
 
 namespace raisin {
 
@@ -90,16 +93,29 @@ static size_t align_up(size_t bytes) {
   return (bytes + CpuAllocator::kAlignment - 1) & ~(CpuAllocator::kAlignment - 1);
 }
 
-Arena::Arena(size_t initial_bytes) {
+Arena::Arena(size_t initial_bytes, Device device) : device_(device) {
   if (initial_bytes > 0) {
     capacity_ = align_up(initial_bytes);
-    main_ = {static_cast<char*>(system_allocate(capacity_)), capacity_};
+    main_ = take_block(capacity_);
   }
 }
 
 Arena::~Arena() {
-  std::free(main_.data);
-  for (Block& b : overflow_) std::free(b.data);
+  give_back(main_);
+  for (Block& b : overflow_) give_back(b);
+}
+
+// Host blocks come straight from the system (an arena's blocks are few and large, and a replaced one
+// should go back, not sit in a cache); device blocks from the device's backend.
+Arena::Block Arena::take_block(size_t bytes) {
+  void* data = device_.is_cpu() ? system_allocate(bytes) : backend(device_).allocate(bytes);
+  return {static_cast<char*>(data), bytes};
+}
+
+void Arena::give_back(Block block) {
+  if (!block.data) return;
+  if (device_.is_cpu()) std::free(block.data);
+  else backend(device_).release(block.data, block.bytes);
 }
 
 void* Arena::allocate(size_t bytes) {
@@ -111,18 +127,17 @@ void* Arena::allocate(size_t bytes) {
     main_used_ += bytes;
     return p;
   }
-  Block block{static_cast<char*>(system_allocate(bytes)), bytes};
-  overflow_.push_back(block);
-  return block.data;
+  overflow_.push_back(take_block(bytes));
+  return overflow_.back().data;
 }
 
 void Arena::reset() {
   if (!overflow_.empty()) {
-    for (Block& b : overflow_) std::free(b.data);
+    for (Block& b : overflow_) give_back(b);
     overflow_.clear();
-    std::free(main_.data);
+    give_back(main_);
     capacity_ = align_up(high_water_);
-    main_ = {static_cast<char*>(system_allocate(capacity_)), capacity_};
+    main_ = take_block(capacity_);
   }
   used_ = 0;
   main_used_ = 0;

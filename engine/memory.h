@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/tensor.h"
+
 namespace raisin {
 
 // Aligned host allocations, cached by rounded size. Thread-safe.
@@ -24,13 +26,13 @@ class CpuAllocator {
   static Stats stats();
 };
 
-// A bump allocator for one step's activations. reset() frees everything at once; tensors from before
+// A bump allocator for one step's activations, in the memory of one device. reset() frees everything at once; tensors from before
 // the reset then throw on access. When a step needs more than the current block, the arena grows
 // with overflow blocks and, at the next reset, replaces them with one block large enough for the
 // whole step, so from then on each step reuses the same addresses.
 class Arena {
  public:
-  explicit Arena(size_t initial_bytes = 0);
+  explicit Arena(size_t initial_bytes = 0, Device device = Device::cpu());
   ~Arena();
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
@@ -38,6 +40,7 @@ class Arena {
   void* allocate(size_t bytes);
   void reset();
 
+  Device device() const { return device_; }
   uint64_t generation() const { return generation_; }
   size_t capacity() const { return capacity_; }
   size_t high_water() const { return high_water_; }  // most bytes used in one step so far
@@ -47,6 +50,10 @@ class Arena {
     char* data;
     size_t bytes;
   };
+  Block take_block(size_t bytes);
+  void give_back(Block block);
+
+  Device device_;
   Block main_{nullptr, 0};
   std::vector<Block> overflow_;
   size_t used_ = 0;         // bytes handed out this step (all blocks)

@@ -64,4 +64,13 @@ Var Sequential::forward(Context& ctx, const Var& x) {
   return h;
 }
 
+void Module::to(Device device) {
+  for (auto& [name, p] : named_parameters()) {
+    p->value.relocate(device);
+    p->grad.relocate(device);
+  }
+  for (auto& [name, b] : named_buffers())
+    if (b.dtype() == DType::f32) b.relocate(device);
+}
+
 }  // namespace raisin

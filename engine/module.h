@@ -21,6 +21,9 @@ class Module {
   // Parameters and buffers, per module, as PyTorch's state_dict() orders them.
   std::vector<std::pair<std::string, Tensor>> state_dict() const;
   void zero_grad();
+  // Moves every parameter (value and gradient) and every f32 buffer to `device`; integer buffers
+  // (num_batches_tracked) are host-side counters and stay on the cpu. Build the optimizer after this.
+  void to(Device device);
   int64_t parameter_count() const;
 
  protected:

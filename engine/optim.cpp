@@ -1,7 +1,7 @@
-// SGD over named parameters, one sgd_update kernel call per parameter.
+// SGD over named parameters, one sgd_update kernel call per parameter on the parameter's device.
 #include "engine/optim.h"
 
-#include "kernels/cpu/kernels.h"
+#include "engine/backend.h"
 
 namespace raisin {
 
@@ -13,14 +13,14 @@ Sgd::Sgd(std::vector<std::pair<std::string, Var>> parameters, SgdOptions options
   if (options.nesterov && options.momentum == 0) throw error("sgd: Nesterov momentum needs momentum > 0");
   for (const auto& [name, p] : parameters_) {
     if (!p->requires_grad) throw error("sgd: parameter ", name, " does not collect gradients");
-    momentum_.push_back(options.momentum > 0 ? Tensor::zeros(p->value.shape()) : Tensor());
+    momentum_.push_back(options.momentum > 0 ? Tensor::zeros(p->value.shape(), DType::f32, p->value.device()) : Tensor());
   }
 }
 
 void Sgd::step(float lr) {
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const Var& p = parameters_[i].second;
-    cpu::sgd_update(p->value.numel(), lr, options_.momentum, options_.weight_decay, options_.nesterov,
+    backend(p->value.device()).sgd_update(p->value.numel(), lr, options_.momentum, options_.weight_decay, options_.nesterov,
                     p->value.f32(), p->grad.f32(), momentum_[i].defined() ? momentum_[i].f32() : nullptr);
   }
 }

@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "engine/backend.h"
 #include "engine/memory.h"
-#include "kernels/cpu/kernels.h"
 
 namespace raisin {
 
@@ -56,13 +56,12 @@ static void check_sizes(const Shape& shape) {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   check_sizes(shape);
-  if (!device.is_cpu())
-    throw error("tensor: cannot allocate on ", device.str(), ": this build has no device allocator for it");
+  const Backend& b = backend(device);
   auto storage = std::make_shared<Storage>();
   storage->bytes = size_t(shape.numel()) * dtype_size(dtype);
-  storage->data = CpuAllocator::allocate(storage->bytes);
+  storage->data = b.allocate(storage->bytes);
   storage->device = device;
-  storage->release = &CpuAllocator::release;
+  storage->release = b.release;
   Tensor t;
   t.storage_ = std::move(storage);
   t.shape_ = shape;
@@ -72,7 +71,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
-  std::memset(t.raw(), 0, size_t(t.numel()) * dtype_size(dtype));
+  backend(device).zero(t.raw(), size_t(t.numel()) * dtype_size(dtype));
   return t;
 }
 
@@ -81,6 +80,7 @@ Tensor Tensor::empty(Arena& arena, const Shape& shape, DType dtype) {
   auto storage = std::make_shared<Storage>();
   storage->bytes = size_t(shape.numel()) * dtype_size(dtype);
   storage->data = arena.allocate(storage->bytes);
+  storage->device = arena.device();
   storage->arena = &arena;
   storage->arena_generation = arena.generation();
   Tensor t;
@@ -166,18 +166,45 @@ Tensor Tensor::flatten(int start_dim) const {
 void Tensor::copy_from(const Tensor& other) {
   if (!(other.shape() == shape_) || other.dtype() != dtype_)
     throw error("copy: destination ", str(), " does not match source ", other.str());
-  if (!device().is_cpu() || !other.device().is_cpu())
-    throw error("copy: ", other.str(), " to ", str(), " needs a device copy, which this build lacks");
-  std::memcpy(raw(), other.raw(), size_t(numel()) * dtype_size(dtype_));
+  const size_t bytes = size_t(numel()) * dtype_size(dtype_);
+  const Device to = device(), from = other.device();
+  if (to.is_cpu() && from.is_cpu()) std::memcpy(raw(), other.raw(), bytes);
+  else if (from.is_cpu()) backend(to).copy_to_device(raw(), other.raw(), bytes);
+  else if (to.is_cpu()) backend(from).copy_to_host(raw(), other.raw(), bytes);
+  else if (to == from) backend(to).copy_on_device(raw(), other.raw(), bytes);
+  else throw error("copy: ", other.str(), " to ", str(), ": copies between two GPUs are not supported");
 }
 
 void Tensor::fill(float value) {
-  if (!device().is_cpu()) throw error("fill: ", str(), " is not on the cpu");
+  if (!device().is_cpu()) {
+    const Backend& b = backend(device());
+    if (dtype_ == DType::f32) b.fill(numel(), value, f32());
+    else if (value == 0.0f) b.zero(raw(), size_t(numel()) * dtype_size(dtype_));
+    else throw error("fill: ", str(), ": only f32 tensors (or zeros) can be filled on ", device().str());
+    return;
+  }
   switch (dtype_) {
-    case DType::f32: cpu::fill(numel(), value, f32()); break;  // parallel for large tensors
+    case DType::f32: backend(Device::cpu()).fill(numel(), value, f32()); break;  // parallel for large tensors
     case DType::i32: std::fill_n(i32(), numel(), int32_t(value)); break;
     case DType::i64: std::fill_n(i64(), numel(), int64_t(value)); break;
   }
+}
+
+Tensor Tensor::to(Device device) const {
+  if (this->device() == device) return *this;
+  Tensor copy = empty(shape_, dtype_, device);
+  copy.copy_from(*this);
+  return copy;
+}
+
+void Tensor::relocate(Device device) {
+  if (!storage_ || storage_->device == device) return;
+  if (storage_->arena || !storage_->release)
+    throw error("relocate: ", str(), " lives in an arena or in memory the caller owns; copy it with to()");
+  Tensor moved = to(device);
+  std::swap(storage_->data, moved.storage_->data);
+  std::swap(storage_->device, moved.storage_->device);
+  std::swap(storage_->release, moved.storage_->release);  // `moved` now frees the old block
 }
 
 }  // namespace raisin

@@ -92,9 +92,14 @@ class Tensor {
   // Collapses dimensions start_dim.. into one: [N, C, H, W].flatten(1) is [N, C·H·W].
   Tensor flatten(int start_dim = 1) const;
 
-  // Elementwise copy from another tensor of the same shape and dtype (CPU).
+  // Elementwise copy from another tensor of the same shape and dtype, on any devices.
   void copy_from(const Tensor& other);
   void fill(float value);
+  // A copy on `device` (this tensor itself when it is already there).
+  Tensor to(Device device) const;
+  // Moves the storage to `device`, for this tensor and every tensor sharing its storage (a layer's
+  // buffer and the module's list of buffers, say); not for arena tensors or wrapped memory.
+  void relocate(Device device);
 
  private:
   void* raw() const;

@@ -78,7 +78,7 @@ TEST(OpErrors, DtypeAndDevice) {
   Context ctx;
   Var ints = constant(Tensor::zeros({2, 3}, DType::i32));
   expect_error([&] { relu(ctx, ints); }, {"relu", "[2, 3] i32", "f32"});
-  // A tensor tagged as living on a GPU (memory never touched): the CPU ops must refuse it.
+  // A tensor tagged as living on a GPU (memory never touched): without a CUDA backend, ops must refuse it.
   float dummy[6] = {};
   Var on_gpu = constant(Tensor::wrap(dummy, {2, 3}, DType::f32, Device::cuda(0)));
   expect_error([&] { linear(ctx, on_gpu, zeros({4, 3}), nullptr); }, {"linear", "[2, 3]", "cuda:0"});

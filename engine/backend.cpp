@@ -1,0 +1,78 @@
+// The CPU backend's table and the registry of backends by device kind.
+#include "engine/backend.h"
+
+#include <cstring>
+
+#include "engine/memory.h"
+
+namespace raisin {
+
+namespace {
+
+void host_copy(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+void host_zero(void* data, size_t bytes) {
+  if (bytes) std::memset(data, 0, bytes);
+}
+void nothing_to_wait_for() {}
+
+const Backend kCpuBackend{
+    .name = "cpu",
+    .allocate = &CpuAllocator::allocate,
+    .release = &CpuAllocator::release,
+    .copy_to_device = &host_copy,
+    .copy_to_host = &host_copy,
+    .copy_on_device = &host_copy,
+    .zero = &host_zero,
+    .synchronize = &nothing_to_wait_for,
+    .fill = &cpu::fill,
+    .axpy = &cpu::axpy,
+    .linear_forward = &cpu::linear_forward,
+    .linear_backward = &cpu::linear_backward,
+    .conv2d_workspace_floats = &cpu::conv2d_workspace_floats,
+    .conv2d_forward = &cpu::conv2d_forward,
+    .conv2d_backward = &cpu::conv2d_backward,
+    .relu_forward = &cpu::relu_forward,
+    .relu_backward = &cpu::relu_backward,
+    .add_forward = &cpu::add_forward,
+    .maxpool2d_forward = &cpu::maxpool2d_forward,
+    .maxpool2d_backward = &cpu::maxpool2d_backward,
+    .avgpool2d_forward = &cpu::avgpool2d_forward,
+    .avgpool2d_backward = &cpu::avgpool2d_backward,
+    .global_avgpool_forward = &cpu::global_avgpool_forward,
+    .global_avgpool_backward = &cpu::global_avgpool_backward,
+    .batchnorm2d_forward_train = &cpu::batchnorm2d_forward_train,
+    .batchnorm2d_forward_infer = &cpu::batchnorm2d_forward_infer,
+    .batchnorm2d_backward_train = &cpu::batchnorm2d_backward_train,
+    .batchnorm2d_backward_infer = &cpu::batchnorm2d_backward_infer,
+    .dropout_forward = &cpu::dropout_forward,
+    .dropout_backward = &cpu::dropout_backward,
+    .softmax_cross_entropy_forward = &cpu::softmax_cross_entropy_forward,
+    .softmax_cross_entropy_backward = &cpu::softmax_cross_entropy_backward,
+    .gather_batch = &cpu::gather_batch,
+    .sgd_update = &cpu::sgd_update,
+};
+
+const Backend* cuda_table = nullptr;
+
+}  // namespace
+
+const Backend& backend(Device device) {
+  if (device.is_cpu()) return kCpuBackend;
+  if (!cuda_table)
+    throw error("no backend for ", device.str(), ": this program was built or started without the CUDA backend; "
+                "use --device cpu, or build with CUDA (nvcc) and run on a machine with a GPU");
+  return *cuda_table;
+}
+
+const Backend& cpu_backend() { return kCpuBackend; }
+
+bool has_backend(Device::Kind kind) { return kind == Device::Kind::cpu || cuda_table != nullptr; }
+
+void register_backend(Device::Kind kind, const Backend* table) {
+  if (kind == Device::Kind::cpu) throw error("register_backend: the cpu backend is built in");
+  cuda_table = table;
+}
+
+}  // namespace raisin

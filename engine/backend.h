@@ -1,0 +1,66 @@
+// Backend: the kernels and memory operations of one kind of device, as a table of function pointers.
+// Ops, tensors and the optimizer call through the table of their tensors' device, so the engine runs
+// the same code on the CPU and on a GPU. The CPU table is always present; the CUDA table is registered
+// at start-up by the raisin_engine_cuda library (engine/cuda_backend.h), so that engine/ itself and the
+// CPU test binaries never link CUDA. Each kernel member takes its type from the CPU declaration
+// (decltype), so a CUDA twin whose signature drifted fails to compile where the table is filled.
+#pragma once
+#include <cstddef>
+
+#include "engine/tensor.h"
+#include "kernels/cpu/kernels.h"
+
+namespace raisin {
+
+struct Backend {
+  const char* name;
+
+  // ---- memory: blocks of device memory, and copies between it and host memory ----
+  void* (*allocate)(size_t bytes);  // cached; aligned for any element type
+  void (*release)(void* data, size_t bytes);
+  void (*copy_to_device)(void* device_dst, const void* host_src, size_t bytes);
+  void (*copy_to_host)(void* host_dst, const void* device_src, size_t bytes);
+  void (*copy_on_device)(void* device_dst, const void* device_src, size_t bytes);
+  void (*zero)(void* device_data, size_t bytes);
+  void (*synchronize)();  // waits for the device's queued work
+
+  // ---- kernels (kernels/signatures.inc) ----
+  decltype(&cpu::fill) fill;
+  decltype(&cpu::axpy) axpy;
+  decltype(&cpu::linear_forward) linear_forward;
+  decltype(&cpu::linear_backward) linear_backward;
+  decltype(&cpu::conv2d_workspace_floats) conv2d_workspace_floats;
+  decltype(&cpu::conv2d_forward) conv2d_forward;
+  decltype(&cpu::conv2d_backward) conv2d_backward;
+  decltype(&cpu::relu_forward) relu_forward;
+  decltype(&cpu::relu_backward) relu_backward;
+  decltype(&cpu::add_forward) add_forward;
+  decltype(&cpu::maxpool2d_forward) maxpool2d_forward;
+  decltype(&cpu::maxpool2d_backward) maxpool2d_backward;
+  decltype(&cpu::avgpool2d_forward) avgpool2d_forward;
+  decltype(&cpu::avgpool2d_backward) avgpool2d_backward;
+  decltype(&cpu::global_avgpool_forward) global_avgpool_forward;
+  decltype(&cpu::global_avgpool_backward) global_avgpool_backward;
+  decltype(&cpu::batchnorm2d_forward_train) batchnorm2d_forward_train;
+  decltype(&cpu::batchnorm2d_forward_infer) batchnorm2d_forward_infer;
+  decltype(&cpu::batchnorm2d_backward_train) batchnorm2d_backward_train;
+  decltype(&cpu::batchnorm2d_backward_infer) batchnorm2d_backward_infer;
+  decltype(&cpu::dropout_forward) dropout_forward;
+  decltype(&cpu::dropout_backward) dropout_backward;
+  decltype(&cpu::softmax_cross_entropy_forward) softmax_cross_entropy_forward;
+  decltype(&cpu::softmax_cross_entropy_backward) softmax_cross_entropy_backward;
+  decltype(&cpu::gather_batch) gather_batch;
+  decltype(&cpu::sgd_update) sgd_update;
+};
+
+// The table for `device`; throws, naming the fix, when no backend for its kind is registered.
+const Backend& backend(Device device);
+// Whether a backend for this kind of device is registered (the CPU always is).
+bool has_backend(Device::Kind kind);
+// Installs the table for a kind of device (the CUDA library calls this; the table must outlive its use);
+// null removes it.
+void register_backend(Device::Kind kind, const Backend* table);
+// The built-in CPU table (tests build stand-in device tables from it).
+const Backend& cpu_backend();
+
+}  // namespace raisin
