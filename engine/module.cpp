@@ -73,4 +73,9 @@ void Module::to(Device device) {
     if (b.dtype() == DType::f32) b.relocate(device);
 }
 
+Device Module::device() const {
+  const auto parameters = named_parameters();
+  return parameters.empty() ? Device::cpu() : parameters.front().second->value.device();
+}
+
 }  // namespace raisin

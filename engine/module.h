@@ -24,6 +24,8 @@ class Module {
   // Moves every parameter (value and gradient) and every f32 buffer to `device`; integer buffers
   // (num_batches_tracked) are host-side counters and stay on the cpu. Build the optimizer after this.
   void to(Device device);
+  // Where the parameters are (the cpu for a module without any).
+  Device device() const;
   int64_t parameter_count() const;
 
  protected:

@@ -1,4 +1,4 @@
-// One model, one dataset, one sampler: the training step (draw, gather and augment, forward, fused
+// One model, one dataset, one sampler, on the model's device (move the model first, Module::to): the training step (draw, gather and augment, forward, fused
 // loss, backward, SGD at r̂ · lr_schedule(progress)) and evaluation. Progress is counted in epochs
 // (epochs-equivalent for importance samplers: each step adds r̂ · B / n). Activations live in an arena
 // reset every step, so after the first step a step allocates nothing.
@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/dataset.h"
+#include "engine/device_data.h"
 #include "engine/module.h"
 #include "engine/optim.h"
 #include "engine/sampler.h"
@@ -68,8 +69,9 @@ class Trainer {
   TrainOptions options_;
   Sgd optimizer_;
   Normalization normalization_;
-  Arena arena_;
-  std::vector<int32_t> indices_;
+  DeviceData data_;  // the training set on the model's device
+  Arena arena_;      // on the model's device
+  std::vector<int32_t> indices_, labels_;
   std::vector<float> weights_;
   int64_t step_ = 0;
   double progress_ = 0;
