@@ -1,6 +1,9 @@
 // Checkpoints as safetensors: conversion between Tensors and entries, and the all-or-nothing load.
 #include "engine/checkpoint.h"
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 #include <sstream>
@@ -103,10 +106,68 @@ std::vector<std::pair<Tensor, const safetensors::Entry*>> match(
   return pairs;
 }
 
+// "0.10000000000000001,2": every double printed so that it reads back exactly.
+std::string real_list(const std::vector<double>& values) {
+  std::string out;
+  char text[40];
+  for (size_t i = 0; i < values.size(); ++i) {
+    std::snprintf(text, sizeof text, "%.17g", values[i]);
+    if (i) out += ',';
+    out += text;
+  }
+  return out;
+}
+
+std::vector<double> parse_real_list(const std::string& path, const std::string& key, const std::string& text) {
+  std::vector<double> values;
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    char* stop = nullptr;
+    const double v = std::strtod(item.c_str(), &stop);
+    if (item.empty() || *stop != '\0')
+      throw error("checkpoint ", path, ": metadata '", key, "' = \"", text, "\" is not a list of numbers");
+    values.push_back(v);
+    start = end + 1;
+  }
+  return values;
+}
+
+void add_sampler_state(const std::string& path, const SamplerState& state, safetensors::File& file) {
+  for (const auto& [key, values] : state.floats)
+    file.entries.push_back(safetensors::Entry::from(kSamplerTensorPrefix + key, {int64_t(values.size())}, values));
+  for (const auto& [key, values] : state.integers)
+    file.entries.push_back(safetensors::Entry::from(kSamplerTensorPrefix + key, {int64_t(values.size())}, values));
+  for (const auto& [key, values] : state.reals) {
+    if (state.floats.count(key) || state.integers.count(key))
+      throw error("checkpoint ", path, ": sampler state '", key, "' is given twice");
+    file.metadata.emplace_back(kSamplerMetadataPrefix + key, real_list(values));
+  }
+}
+
+SamplerState read_sampler_state(const std::string& path, const safetensors::File& file) {
+  SamplerState state;
+  for (const auto& e : file.entries) {
+    if (!std::string_view(e.name).starts_with(kSamplerTensorPrefix)) continue;
+    const std::string key = e.name.substr(std::strlen(kSamplerTensorPrefix));
+    if (e.shape.size() != 1)
+      throw error("checkpoint ", path, ": sampler tensor '", e.name, "' has shape ", safetensors::shape_string(e.shape),
+                  "; sampler arrays are 1-d");
+    if (e.dtype == "F32") state.floats[key] = e.values<float>();
+    else if (e.dtype == "I64") state.integers[key] = e.values<int64_t>();
+    else throw error("checkpoint ", path, ": sampler tensor '", e.name, "' is ", e.dtype, "; expected F32 or I64");
+  }
+  for (const auto& [key, value] : file.metadata)
+    if (std::string_view(key).starts_with(kSamplerMetadataPrefix))
+      state.reals[key.substr(std::strlen(kSamplerMetadataPrefix))] = parse_real_list(path, key, value);
+  return state;
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& path, const Module& model, const Sgd* optimizer,
-                     const std::vector<std::pair<std::string, std::string>>& metadata) {
+                     const std::vector<std::pair<std::string, std::string>>& metadata, const SamplerState* sampler) {
   safetensors::File file;
   for (const auto& [name, t] : model.state_dict()) {
     if (std::string_view(name).starts_with(kOptimizerPrefix))
@@ -115,7 +176,11 @@ void save_checkpoint(const std::string& path, const Module& model, const Sgd* op
     file.entries.push_back(to_entry(path, name, t));
   }
   if (optimizer)
-    for (const auto& [name, t] : optimizer->state()) file.entries.push_back(to_entry(path, kOptimizerPrefix + name, t));
+    for (const auto& [name, t] : optimizer->state()) {
+      if (std::string_view(kOptimizerPrefix + name).starts_with(kSamplerTensorPrefix))
+        throw error("checkpoint ", path, ": optimizer state '", name, "' clashes with the sampler prefix");
+      file.entries.push_back(to_entry(path, kOptimizerPrefix + name, t));
+    }
   file.metadata.emplace_back("format", kCheckpointFormat);
   for (const auto& [key, value] : metadata) {
     if (key == "format") {
@@ -124,21 +189,26 @@ void save_checkpoint(const std::string& path, const Module& model, const Sgd* op
                     "\", got \"", value, "\"");
       continue;
     }
+    if (std::string_view(key).starts_with(kSamplerMetadataPrefix))
+      throw error("checkpoint ", path, ": metadata key \"", key, "\" is reserved for the sampler's state");
     file.metadata.emplace_back(key, value);
   }
+  if (sampler) add_sampler_state(path, *sampler, file);
   safetensors::write(path, file);  // validates (unique names and keys), then tmp + fsync + rename
 }
 
 std::vector<std::pair<std::string, std::string>> load_checkpoint(const std::string& path, Module& model,
-                                                                 Sgd* optimizer) {
+                                                                 Sgd* optimizer, SamplerState* sampler) {
   const safetensors::File file = safetensors::read(path);
   const std::string format = metadata_value(file, "format");
   if (format.starts_with("raisin-checkpoint-") && format != kCheckpointFormat)
     throw error("checkpoint ", path, " has format ", format, "; this raisin reads ", kCheckpointFormat);
 
   std::vector<const safetensors::Entry*> model_entries, optimizer_entries;
-  for (const auto& e : file.entries)
+  for (const auto& e : file.entries) {
+    if (std::string_view(e.name).starts_with(kSamplerTensorPrefix)) continue;
     (std::string_view(e.name).starts_with(kOptimizerPrefix) ? optimizer_entries : model_entries).push_back(&e);
+  }
 
   // Validate everything first; copy only when all of it matches.
   auto pairs = match(path, file, model.state_dict(), model_entries, "", "model");
@@ -151,11 +221,14 @@ std::vector<std::pair<std::string, std::string>> load_checkpoint(const std::stri
     auto optimizer_pairs = match(path, file, state, optimizer_entries, kOptimizerPrefix, "optimizer");
     pairs.insert(pairs.end(), optimizer_pairs.begin(), optimizer_pairs.end());
   }
+  SamplerState sampler_state;
+  if (sampler) sampler_state = read_sampler_state(path, file);
   for (auto& [t, e] : pairs) {
     if (e->data.empty()) continue;
     Tensor source = Tensor::wrap(const_cast<std::byte*>(e->data.data()), t.shape(), t.dtype(), Device::cpu());
     t.copy_from(source);
   }
+  if (sampler) *sampler = std::move(sampler_state);
   return file.metadata;
 }
 

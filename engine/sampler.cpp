@@ -1,4 +1,5 @@
-// The uniform samplers: shuffled epochs (the SGD baseline) and uniform with replacement.
+// The uniform samplers: shuffled epochs (the SGD baseline) and uniform with replacement; the lookups of
+// SamplerState.
 #include "engine/sampler.h"
 
 #include <algorithm>
@@ -9,6 +10,35 @@
 #include "kernels/philox.h"
 
 namespace raisin {
+
+namespace {
+
+template <typename T>
+const std::vector<T>& find_entry(const std::map<std::string, std::vector<T>>& entries, const std::string& key,
+                                 int64_t size, const char* kind) {
+  const auto it = entries.find(key);
+  if (it == entries.end())
+    throw error("sampler state: no ", kind, " entry '", key,
+                "' (the checkpoint was written without this sampler's state, or by another sampler)");
+  if (size >= 0 && int64_t(it->second.size()) != size)
+    throw error("sampler state: entry '", key, "' has ", it->second.size(), " values, expected ", size,
+                " (the checkpoint was written with other settings)");
+  return it->second;
+}
+
+}  // namespace
+
+const std::vector<float>& SamplerState::float_array(const std::string& key, int64_t size) const {
+  return find_entry(floats, key, size, "float");
+}
+
+const std::vector<int64_t>& SamplerState::integer_array(const std::string& key, int64_t size) const {
+  return find_entry(integers, key, size, "integer");
+}
+
+const std::vector<double>& SamplerState::real_array(const std::string& key, int64_t size) const {
+  return find_entry(reals, key, size, "real");
+}
 
 ShuffledSampler::ShuffledSampler(int64_t count, uint64_t seed) : count_(count), seed_(seed) {
   if (count < 1 || count > INT32_MAX) throw error("sampler: dataset size ", count, " out of range");

@@ -3,10 +3,30 @@
 // samplers (RAIS) in rais/.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace raisin {
+
+// Everything an adaptive sampler needs to continue a stopped run exactly (RAIS: per-example state,
+// records, gain-ratio moments, the pending PT solve), as checkpoints store it (engine/checkpoint.h):
+// float and integer arrays become F32 and I64 tensors, reals (short lists of doubles) exact decimal
+// text in the metadata. The lookups throw raisin::Error naming the entry when it is missing or has
+// another size.
+struct SamplerState {
+  std::map<std::string, std::vector<float>> floats;
+  std::map<std::string, std::vector<int64_t>> integers;
+  std::map<std::string, std::vector<double>> reals;
+
+  bool empty() const { return floats.empty() && integers.empty() && reals.empty(); }
+  // size < 0: any size.
+  const std::vector<float>& float_array(const std::string& key, int64_t size = -1) const;
+  const std::vector<int64_t>& integer_array(const std::string& key, int64_t size = -1) const;
+  const std::vector<double>& real_array(const std::string& key, int64_t size = -1) const;
+  int64_t integer(const std::string& key) const { return integer_array(key, 1)[0]; }
+  double real(const std::string& key) const { return real_array(key, 1)[0]; }
+};
 
 // What a training step learned about the examples it drew, for samplers that adapt (RAIS).
 struct Observation {
@@ -28,6 +48,11 @@ class Sampler {
   virtual void observe(const Observation& /*observation*/) {}
   // The learning-rate multiplier for the step just drawn (r̂ for RAIS; 1 for uniform sampling).
   virtual double lr_multiplier() const { return 1.0; }
+  // Checkpointing, between steps: save_state writes everything the sampler's future draws, weights
+  // and multipliers depend on; load_state, on a sampler made with the same settings, restores it so
+  // that the run continues bit for bit. Stateless samplers (the uniform ones) keep the defaults.
+  virtual void save_state(SamplerState& /*state*/) const {}
+  virtual void load_state(const SamplerState& /*state*/) {}
 };
 
 // Plain SGD's order: the training set as an endless stream of epochs, each a fresh permutation drawn

@@ -39,4 +39,9 @@ double GainRatio::update(int batch, const float* proxy_norms, const float* weigh
   return value_;
 }
 
+void GainRatio::restore(const State& s) {
+  m_u1_ = s.m_u1, m_r1_ = s.m_r1, m_r_ = s.m_r, decay_ = s.decay, value_ = s.value;
+  clamped_ = s.clamped, steps_ = s.steps;
+}
+
 }  // namespace raisin::rais

@@ -23,6 +23,14 @@ class GainRatio {
   int64_t clamped() const { return clamped_; }  // steps whose estimate hit the clamp
   int64_t steps() const { return steps_; }
 
+  // Everything update() depends on, for checkpoints.
+  struct State {
+    double m_u1 = 0, m_r1 = 0, m_r = 0, decay = 1, value = 1;
+    int64_t clamped = 0, steps = 0;
+  };
+  State state() const { return {m_u1_, m_r1_, m_r_, decay_, value_, clamped_, steps_}; }
+  void restore(const State& s);
+
  private:
   GainRatioOptions options_;
   double m_u1_ = 0, m_r1_ = 0, m_r_ = 0, decay_ = 1;  // decay_ = (1 − α)^t for bias correction

@@ -18,7 +18,14 @@ OracleSampler::OracleSampler(int64_t count, uint64_t seed, NormOracle oracle, Or
 }
 
 void OracleSampler::refresh(int batch) {
-  const double G = oracle_(norms_);
+  full_gradient_ = oracle_(norms_);
+  batch_ = batch;
+  build();
+  ++refreshes_;
+}
+
+void OracleSampler::build() {
+  const double G = full_gradient_;
   if (int64_t(norms_.size()) != n_) throw error("oracle: got ", norms_.size(), " proxy norms for ", n_, " examples");
   double total = 0, squares = 0;
   for (float v : norms_) {
@@ -33,11 +40,26 @@ void OracleSampler::refresh(int batch) {
     importance += double(norms_[i]) * norms_[i] / (double(n_) * double(n_) * p_[i]);
   }
   table_.build(p_);
-  const double B = batch;
+  const double B = batch_;
   const double uniform_moment = squares / double(n_) / B + (1 - 1 / B) * G;
   const double sampled_moment = importance / B + (1 - 1 / B) * G;
   ratio_ = sampled_moment > 0 && std::isfinite(uniform_moment / sampled_moment) ? uniform_moment / sampled_moment : 1.0;
-  ++refreshes_;
+}
+
+void OracleSampler::save_state(SamplerState& s) const {
+  s.integers["refreshes"] = {refreshed_at_, refreshes_, batch_};
+  s.floats["norms"] = norms_;
+  s.reals["full_gradient_sq_norm"] = {full_gradient_};
+}
+
+void OracleSampler::load_state(const SamplerState& s) {
+  const std::vector<int64_t>& refreshes = s.integer_array("refreshes", 3);
+  if (refreshes[2] < 0 || refreshes[2] > INT32_MAX) throw error("oracle: checkpointed batch size ", refreshes[2], " is out of range");
+  refreshed_at_ = refreshes[0], refreshes_ = refreshes[1], batch_ = int(refreshes[2]);
+  norms_ = s.float_array("norms", refreshed_at_ >= 0 ? n_ : -1);
+  full_gradient_ = s.real("full_gradient_sq_norm");
+  ratio_ = 1;
+  if (refreshed_at_ >= 0) build();
 }
 
 void OracleSampler::draw(int64_t step, int batch, std::vector<int32_t>& indices, std::vector<float>& weights) {

@@ -30,9 +30,14 @@ class OracleSampler : public Sampler {
   double lr_multiplier() const override { return ratio_; }
   const std::vector<double>& probabilities() const { return p_; }
   int64_t refreshes() const { return refreshes_; }
+  // Checkpoints keep the norms and G of the last refresh (p, the alias table and r are rebuilt from
+  // them) and when it happened.
+  void save_state(SamplerState& state) const override;
+  void load_state(const SamplerState& state) override;
 
  private:
   void refresh(int batch);
+  void build();  // p, alias table and r from norms_, full_gradient_ and batch_
 
   int64_t n_;
   uint64_t seed_;
@@ -40,6 +45,8 @@ class OracleSampler : public Sampler {
   OracleOptions options_;
   ShuffledSampler shuffled_;
   std::vector<float> norms_;
+  double full_gradient_ = 0;  // G of the last refresh
+  int batch_ = 0;             // batch size at the last refresh
   std::vector<double> p_;
   AliasTable table_;
   double ratio_ = 1;

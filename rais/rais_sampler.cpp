@@ -37,10 +37,23 @@ RaisSampler::~RaisSampler() {
 
 void RaisSampler::rebuild(int64_t step) {
   compute_features(last_norm_.data(), last_seen_.data(), n_, step, steps_per_epoch_, features_.data());
+  build_from_features();
+  built_at_ = step;
+}
+
+void RaisSampler::build_from_features() {
   robust_distribution(features_.data(), n_, kFeatureCount, c_.data(), d_.data(), options_.uniform_share,
                       distribution_);
   table_.build(distribution_.p);
-  built_at_ = step;
+}
+
+void RaisSampler::allocate_records(int batch) {
+  batch_ = batch;
+  steps_per_epoch_ = steps_per_epoch(n_, batch);
+  const size_t capacity = size_t(options_.record_batches) * size_t(batch);
+  record_features_.assign(capacity * kFeatureCount, 0.0f);
+  record_norms_.assign(capacity, 0.0f);
+  record_weights_.assign(capacity, 0.0f);
 }
 
 void RaisSampler::launch_solve(int64_t step) {
@@ -59,14 +72,18 @@ void RaisSampler::launch_solve(int64_t step) {
   data.a.assign(kFeatureCount, 0.0);
   for (int64_t i = 0; i < n_; ++i)
     for (int k = 0; k < kFeatureCount; ++k) data.a[k] += now[size_t(i) * kFeatureCount + k];
+  start_solve(std::move(shared), step);
+}
+
+void RaisSampler::start_solve(std::shared_ptr<const PtData> data, int64_t launched_at) {
   const PtOptions pt = options_.pt;
   const PtResult warm = last_solve_;
-  pending_data_ = shared;
-  pending_ = std::async(std::launch::async, [data = std::shared_ptr<const PtData>(std::move(shared)), pt, warm] {
+  pending_data_ = data;
+  pending_ = std::async(std::launch::async, [data = std::move(data), pt, warm] {
     return solve_pt(*data, pt, warm.ok ? &warm : nullptr);
   });
-  pending_launched_at_ = step;
-  pending_ready_at_ = step + options_.record_batches;
+  pending_launched_at_ = launched_at;
+  pending_ready_at_ = launched_at + options_.record_batches;
 }
 
 void RaisSampler::swap_in_solve() {
@@ -117,12 +134,7 @@ void RaisSampler::write_trace(int64_t step) {
 
 void RaisSampler::draw(int64_t step, int batch, std::vector<int32_t>& indices, std::vector<float>& weights) {
   if (batch_ == 0) {
-    batch_ = batch;
-    steps_per_epoch_ = steps_per_epoch(n_, batch);
-    const size_t capacity = size_t(options_.record_batches) * size_t(batch);
-    record_features_.assign(capacity * kFeatureCount, 0.0f);
-    record_norms_.assign(capacity, 0.0f);
-    record_weights_.assign(capacity, 0.0f);
+    allocate_records(batch);
   } else if (batch != batch_) {
     throw error("rais: batch size changed from ", batch_, " to ", batch);
   }
@@ -175,6 +187,99 @@ void RaisSampler::observe(const Observation& o) {
     last_seen_[o.indices[j]] = o.step;
   }
   gain_ratio_.update(batch, o.proxy_norms, o.weights, o.bias_gradient_sq_norm);
+}
+
+// Keys of the checkpointed state (engine/sampler.h): per example "last_norm", "last_seen" and, once p
+// has been built, "features" (those p was built from, so the alias table is rebuilt exactly); the
+// record ring buffer; (c, d) and the previous solve (the next solve's warm start); the gain-ratio
+// moments; and the inputs of the solve in flight. PT's inputs are stored as float: they are copies of
+// the float records, so the conversion is exact.
+void RaisSampler::save_state(SamplerState& s) const {
+  s.integers["batch"] = {batch_};
+  s.integers["importance"] = {importance_};
+  s.integers["built_at"] = {built_at_};
+  s.integers["records_written"] = {records_written_};
+  s.integers["solves"] = {solves_, failed_solves_};
+  s.floats["last_norm"] = last_norm_;
+  s.integers["last_seen"] = last_seen_;
+  if (built_at_ >= 0) s.floats["features"] = features_;
+  s.floats["record_features"] = record_features_;
+  s.floats["record_norms"] = record_norms_;
+  s.floats["record_weights"] = record_weights_;
+  s.reals["c"] = c_;
+  s.reals["d"] = d_;
+  s.integers["warm_start_ok"] = {last_solve_.ok};
+  s.reals["warm_start_c"] = last_solve_.c;
+  s.reals["warm_start_d"] = last_solve_.d;
+  const GainRatio::State g = gain_ratio_.state();
+  s.reals["gain_ratio_moments"] = {g.m_u1, g.m_r1, g.m_r, g.decay, g.value};
+  s.integers["gain_ratio_counts"] = {g.clamped, g.steps};
+  s.integers["pending"] = {pending_launched_at_, pending_ready_at_};
+  if (pending_.valid()) {
+    const PtData& data = *pending_data_;
+    s.floats["pending_features"].assign(data.features.begin(), data.features.end());
+    s.floats["pending_v"].assign(data.v.begin(), data.v.end());
+    s.floats["pending_w"].assign(data.w.begin(), data.w.end());
+    s.reals["pending_a"] = data.a;
+  }
+}
+
+void RaisSampler::load_state(const SamplerState& s) {
+  if (pending_.valid()) pending_.wait();
+  pending_ = {};
+  pending_data_.reset();
+  to_trace_.reset();
+  const int64_t batch = s.integer("batch");
+  if (batch < 0 || batch > INT32_MAX) throw error("rais: checkpointed batch size ", batch, " is out of range");
+  batch_ = 0;
+  if (batch > 0) allocate_records(int(batch));
+  const int64_t capacity = int64_t(record_norms_.size());
+  record_features_ = s.float_array("record_features", capacity * kFeatureCount);
+  record_norms_ = s.float_array("record_norms", capacity);
+  record_weights_ = s.float_array("record_weights", capacity);
+  records_written_ = s.integer("records_written");
+  last_norm_ = s.float_array("last_norm", n_);
+  last_seen_ = s.integer_array("last_seen", n_);
+  const std::vector<int64_t>& solves = s.integer_array("solves", 2);
+  solves_ = solves[0], failed_solves_ = solves[1];
+  importance_ = s.integer("importance") != 0;
+  for (const char* key : {"c", "d", "warm_start_c", "warm_start_d"}) {
+    const size_t size = s.real_array(key).size();
+    if (size != 0 && size != kFeatureCount)
+      throw error("rais: checkpointed '", key, "' has ", size, " values, expected ", kFeatureCount);
+  }
+  c_ = s.real_array("c");
+  d_ = s.real_array("d");
+  last_solve_ = PtResult{};
+  last_solve_.ok = s.integer("warm_start_ok") != 0;
+  last_solve_.c = s.real_array("warm_start_c");
+  last_solve_.d = s.real_array("warm_start_d");
+  const std::vector<double>& moments = s.real_array("gain_ratio_moments", 5);
+  const std::vector<int64_t>& counts = s.integer_array("gain_ratio_counts", 2);
+  gain_ratio_.restore({moments[0], moments[1], moments[2], moments[3], moments[4], counts[0], counts[1]});
+  built_at_ = s.integer("built_at");
+  if (built_at_ >= 0) {
+    if (c_.size() != kFeatureCount || d_.size() != kFeatureCount)
+      throw error("rais: the checkpoint has a built distribution but no (c, d)");
+    features_ = s.float_array("features", n_ * kFeatureCount);
+    build_from_features();
+  }
+  const std::vector<int64_t>& pending = s.integer_array("pending", 2);
+  if (pending[0] >= 0) {
+    auto data = std::make_shared<PtData>();
+    data->num_features = kFeatureCount;
+    const std::vector<float>& v = s.float_array("pending_v");
+    const std::vector<float>& features = s.float_array("pending_features", int64_t(v.size()) * kFeatureCount);
+    const std::vector<float>& w = s.float_array("pending_w", int64_t(v.size()));
+    data->features.assign(features.begin(), features.end());
+    data->v.assign(v.begin(), v.end());
+    data->w.assign(w.begin(), w.end());
+    data->a = s.real_array("pending_a", kFeatureCount);
+    start_solve(std::move(data), pending[0]);
+    if (pending_ready_at_ != pending[1])
+      throw error("rais: the checkpointed solve was due at step ", pending[1], ", but --rais-records says ",
+                  pending_ready_at_, "; resume with the run's own settings");
+  }
 }
 
 RaisStats RaisSampler::stats() const {

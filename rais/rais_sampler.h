@@ -7,7 +7,9 @@
 // Determinism: a PT solve is launched every `solve_every` steps and its result is swapped in exactly
 // `solve_every` steps later (the sampler waits only if the solve has not finished by then, which at
 // a few milliseconds per solve does not happen in practice), so a run does not depend on thread
-// timing. Until the first solve has been swapped in, the sampler serves plain shuffled epochs
+// timing. The sampler's whole state goes into checkpoints (save_state/load_state), including the
+// inputs of a solve in flight, which a resumed sampler launches again: a stopped and resumed run
+// equals an uninterrupted one bit for bit. Until the first solve has been swapped in, the sampler serves plain shuffled epochs
 // (r̂ = 1) [choice: RAIS.md §4], which also gives every example a last norm.
 #pragma once
 #include <cstdint>
@@ -58,13 +60,18 @@ class RaisSampler : public Sampler {
   void draw(int64_t step, int batch, std::vector<int32_t>& indices, std::vector<float>& weights) override;
   void observe(const Observation& observation) override;
   double lr_multiplier() const override { return importance_ ? gain_ratio_.value() : 1.0; }
+  void save_state(SamplerState& state) const override;
+  void load_state(const SamplerState& state) override;
   RaisStats stats() const;
   // The current p over all examples (for traces and tests).
   const std::vector<double>& probabilities() const { return distribution_.p; }
 
  private:
   void rebuild(int64_t step);
+  void build_from_features();
+  void allocate_records(int batch);
   void launch_solve(int64_t step);
+  void start_solve(std::shared_ptr<const PtData> data, int64_t launched_at);
   void swap_in_solve();
   void write_trace(int64_t step);
 

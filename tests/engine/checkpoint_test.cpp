@@ -2,7 +2,8 @@
 // momentum is bit-identical (and training resumes identically); the file is the documented
 // safetensors layout; every mismatch (names, shapes, dtypes, optimizer state) and every damaged file
 // gives an error naming what is wrong and leaves model and optimizer untouched; a failed write never
-// damages the previous checkpoint.
+// damages the previous checkpoint; a sampler's state round-trips exactly (doubles included) under names
+// PyTorch loaders drop.
 #include "engine/checkpoint.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/init.h"
@@ -353,6 +355,51 @@ TEST_F(CheckpointTest, MetadataRules) {
   SmallNet other(2);
   load_checkpoint(torch_file, other, nullptr);
   EXPECT_EQ(snapshot(other), snapshot(net));
+}
+
+TEST_F(CheckpointTest, SamplerStateRoundTripsExactlyBesideTheModel) {
+  SmallNet net(1);
+  Sgd sgd(net.named_parameters(), SgdOptions{});
+  train_step(net, sgd, 10);
+  SamplerState state;
+  state.floats["last_norm"] = {0.5f, 1e-30f, 3.25f};
+  state.integers["last_seen"] = {-1, 7, int64_t(1) << 40};
+  state.reals["c"] = {0.1, 1.0 / 3.0, 6.02214076e23, -0.0};
+  state.reals["empty"] = {};
+  const std::string p = path("ckpt.safetensors");
+  save_checkpoint(p, net, &sgd, {{"model", "smallnet"}}, &state);
+
+  // Every entry that is not the model starts with "optimizer.": PyTorch's filter leaves the model.
+  const safetensors::File file = safetensors::read(p);
+  size_t model_entries = 0;
+  for (const auto& e : file.entries) model_entries += !std::string_view(e.name).starts_with("optimizer.");
+  EXPECT_EQ(model_entries, net.state_dict().size());
+  EXPECT_EQ(file.at("optimizer.sampler.last_norm").dtype, "F32");
+  EXPECT_EQ(file.at("optimizer.sampler.last_seen").dtype, "I64");
+
+  SmallNet other(2);
+  Sgd other_sgd(other.named_parameters(), SgdOptions{});
+  SamplerState loaded;
+  load_checkpoint(p, other, &other_sgd, &loaded);
+  EXPECT_EQ(snapshot(other, &other_sgd), snapshot(net, &sgd));
+  EXPECT_EQ(loaded.floats, state.floats);
+  EXPECT_EQ(loaded.integers, state.integers);
+  ASSERT_EQ(loaded.reals.size(), 2u);
+  EXPECT_EQ(loaded.reals["empty"], std::vector<double>{});
+  const std::vector<double>& c = loaded.real_array("c", 4);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(std::memcmp(&c[i], &state.reals["c"][i], sizeof(double)), 0) << i;
+  expect_error([&] { loaded.real_array("c", 3); }, {"'c'", "4 values", "expected 3"});
+  expect_error([&] { loaded.integer("missing"); }, {"'missing'"});
+
+  // Without a sampler (and without an optimizer) the sampler's entries are ignored.
+  SmallNet eval(3);
+  EXPECT_NO_THROW(load_checkpoint(p, eval, nullptr));
+  EXPECT_NO_THROW(load_checkpoint(p, eval, &other_sgd));
+  // A plain checkpoint gives an empty state; "sampler." metadata is reserved.
+  SamplerState none;
+  load_checkpoint(trained_checkpoint("plain.safetensors"), eval, nullptr, &none);
+  EXPECT_TRUE(none.empty());
+  expect_error([&] { save_checkpoint(p, net, nullptr, {{"sampler.c", "1"}}); }, {p, "reserved for the sampler"});
 }
 
 }  // namespace

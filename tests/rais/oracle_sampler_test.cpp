@@ -1,5 +1,6 @@
 // The oracle sampler: shuffled first epoch, then p ∝ fresh norms mixed with uniform, ω = 1/(n·p), and
-// the exact gain ratio of that p; and the engine's proxy_norms pass it relies on.
+// the exact gain ratio of that p; a restored sampler continues exactly; and the engine's proxy_norms
+// pass it relies on.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -46,6 +47,42 @@ TEST(OracleSampler, SamplesByFreshNormsWithTheExactGainRatio) {
   EXPECT_EQ(calls, 1);
   oracle.draw(7, batch, idx, w);
   EXPECT_EQ(calls, 2) << "refreshed every 2 steps";
+}
+
+TEST(OracleSampler, RestoredStateContinuesExactly) {
+  constexpr int64_t n = 60;
+  const int batch = 6;  // 10 steps per epoch
+  // The "model" changes every step: the norms depend on the step at which they are asked for.
+  auto make = [&](const int64_t& now) {
+    return OracleSampler(n, 4, [&now, n](std::vector<float>& norms) {
+      norms.resize(n);
+      for (int64_t i = 0; i < n; ++i) norms[i] = float(0.05 + (i * 7 + now) % 11 * 0.1);
+      return 0.001 * double(now);
+    }, {.refresh_steps = 4, .uniform_share = 0.1});
+  };
+  auto run = [&](OracleSampler& oracle, int64_t& now, int64_t from, int64_t to, std::vector<double>& log) {
+    std::vector<int32_t> idx;
+    std::vector<float> w;
+    for (now = from; now < to; ++now) {
+      oracle.draw(now, batch, idx, w);
+      log.insert(log.end(), idx.begin(), idx.end());
+      log.insert(log.end(), w.begin(), w.end());
+      log.push_back(oracle.lr_multiplier());
+    }
+  };
+  for (int64_t stop : {5, 10, 13, 22}) {
+    int64_t now_a = 0, now_b = 0, now_c = 0;
+    OracleSampler straight = make(now_a), first = make(now_b), resumed = make(now_c);
+    std::vector<double> expected, got;
+    run(straight, now_a, 0, 30, expected);
+    run(first, now_b, 0, stop, got);
+    SamplerState state;
+    first.save_state(state);
+    resumed.load_state(state);
+    run(resumed, now_c, stop, 30, got);
+    ASSERT_EQ(got, expected) << "stopped after step " << stop;
+    EXPECT_EQ(resumed.refreshes(), straight.refreshes());
+  }
 }
 
 TEST(OracleSampler, RejectsBadNorms) {

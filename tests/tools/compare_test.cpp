@@ -14,6 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
+using test::ScratchDir;
 using test::run;
 
 std::vector<std::string> lines(const fs::path& path) {
@@ -24,8 +25,8 @@ std::vector<std::string> lines(const fs::path& path) {
 }
 
 TEST(CompareCli, RunsEverySamplerAndTheFairBaseline) {
-  const fs::path out = fs::temp_directory_path() / "raisin_compare_test";
-  fs::remove_all(out);
+  const ScratchDir scratch("compare");
+  const fs::path& out = scratch.path;
   ASSERT_EQ(run({"compare", "--data", "synthetic", "--model", "mlp", "--epochs", "4", "--train-subset", "1024",
                  "--test-subset", "256", "--batch", "32", "--rais-records", "4", "--samplers",
                  "uniform,uniform-iid,rais", "--out", out.string()}),
@@ -42,8 +43,8 @@ TEST(CompareCli, RunsEverySamplerAndTheFairBaseline) {
 }
 
 TEST(CompareCli, SeveralSeedsArePairedInOneSummary) {
-  const fs::path out = fs::temp_directory_path() / "raisin_compare_seeds";
-  fs::remove_all(out);
+  const ScratchDir scratch("compare_seeds");
+  const fs::path& out = scratch.path;
   ASSERT_EQ(run({"compare", "--data", "synthetic", "--model", "mlp", "--epochs", "2", "--train-subset", "512",
                  "--test-subset", "128", "--batch", "32", "--seeds", "3,4", "--out", out.string()}),
             0);
@@ -59,10 +60,11 @@ TEST(CompareCli, SeveralSeedsArePairedInOneSummary) {
 }
 
 TEST(CompareCli, BadSamplerListsFail) {
+  const ScratchDir scratch("compare_bad");
   EXPECT_EQ(run({"compare", "--samplers", "rais,uniform", "--data", "synthetic"}), 1);
   EXPECT_EQ(run({"compare", "--sampler", "rais", "--data", "synthetic"}), 1);
   EXPECT_EQ(run({"compare", "--samplers", "uniform,bogus", "--data", "synthetic", "--epochs", "0.1",
-                 "--out", (fs::temp_directory_path() / "raisin_compare_bad").string()}),
+                 "--out", scratch.path.string()}),
             1);
 }
 

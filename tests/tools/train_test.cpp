@@ -1,5 +1,6 @@
 // `raisin train` and `raisin eval` end to end, driven through the CLI entry point: a short real-data
-// run must learn, a run stopped and resumed must equal an uninterrupted one bit for bit, and bad
+// run must learn, a run stopped and resumed (with the uniform, rais and oracle samplers) must equal an
+// uninterrupted one bit for bit, and bad
 // flags must fail with one clear line.
 #include <gtest/gtest.h>
 
@@ -17,13 +18,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+using test::ScratchDir;
 using test::run;
-
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("raisin_train_test_" + name);
-  fs::remove_all(dir);
-  return dir;
-}
 
 std::vector<std::vector<std::string>> read_csv(const fs::path& path) {
   std::ifstream in(path);
@@ -55,7 +51,8 @@ bool mnist_available() {
 
 TEST(TrainCli, ShortMnistRunLearns) {
   if (!mnist_available()) GTEST_SKIP() << "MNIST not found (shared/data/mnist); this test needs real data";
-  const fs::path out = fresh_dir("mnist");
+  const ScratchDir scratch("mnist");
+  const fs::path& out = scratch.path;
   ASSERT_EQ(run({"train", "--data", "mnist", "--model", "lenet5", "--epochs", "2", "--train-subset", "4096",
                  "--test-subset", "2000", "--batch", "64", "--out", out.string()}),
             0);
@@ -75,33 +72,64 @@ TEST(TrainCli, ShortMnistRunLearns) {
   EXPECT_EQ(run({"eval", "--checkpoint", (out / "model.safetensors").string()}), 0);
 }
 
-TEST(TrainCli, ResumedRunEqualsUninterruptedRun) {
-  const std::vector<std::string> common = {"--data", "synthetic", "--model", "resnet20", "--epochs", "2",
-                                           "--train-subset", "192", "--test-subset", "64", "--batch", "32",
-                                           "--crop-padding", "2", "--flip", "--seed", "7"};
-  const fs::path straight = fresh_dir("straight"), split = fresh_dir("split");
-  auto with = [&](std::vector<std::string> extra) {
-    std::vector<std::string> args = {"train"};
-    args.insert(args.end(), common.begin(), common.end());
+// Trains `common` straight through, and again stopped after each epoch in `stops` and resumed; the
+// final model and every step's loss, learning rate and multiplier must be the same bit for bit.
+void expect_resume_is_exact(const std::string& name, const std::vector<std::string>& common,
+                            const std::vector<std::string>& stops) {
+  const ScratchDir straight_dir(name + "_straight"), split_dir(name + "_split");
+  const fs::path &straight = straight_dir.path, &split = split_dir.path;
+  auto with = [&](std::vector<std::string> args, std::vector<std::string> extra) {
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   };
-  ASSERT_EQ(run(with({"--out", straight.string()})), 0);
-  ASSERT_EQ(run(with({"--out", split.string(), "--stop-after", "1"})), 0);
+  std::vector<std::string> train = {"train"};
+  train.insert(train.end(), common.begin(), common.end());
+  ASSERT_EQ(run(with(train, {"--out", straight.string()})), 0);
+  ASSERT_EQ(run(with(train, {"--out", split.string(), "--stop-after", stops.front()})), 0);
   EXPECT_FALSE(fs::exists(split / "model.safetensors")) << "a stopped run has only its checkpoint";
+  for (size_t i = 1; i < stops.size(); ++i)
+    ASSERT_EQ(run({"train", "--resume", split.string(), "--stop-after", stops[i]}), 0);
   ASSERT_EQ(run({"train", "--resume", split.string()}), 0);
 
-  EXPECT_EQ(file_bytes(straight / "model.safetensors"), file_bytes(split / "model.safetensors"));
+  EXPECT_TRUE(file_bytes(straight / "model.safetensors") == file_bytes(split / "model.safetensors"))
+      << "the final models differ";
   const auto a = read_csv(straight / "steps.csv"), b = read_csv(split / "steps.csv");
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i)  // step, epoch, loss, accuracy, lr, multiplier (not the timings)
     for (size_t c = 0; c < 6; ++c) ASSERT_EQ(a[i][c], b[i][c]) << "steps.csv row " << i << " column " << c;
-  EXPECT_EQ(read_csv(split / "epochs.csv").size(), 3u);
+  const auto ea = read_csv(straight / "epochs.csv"), eb = read_csv(split / "epochs.csv");
+  ASSERT_EQ(ea.size(), eb.size());
+  for (size_t i = 0; i < ea.size(); ++i)  // step, epoch, train and test loss and accuracy
+    for (size_t c = 0; c < 6; ++c) ASSERT_EQ(ea[i][c], eb[i][c]) << "epochs.csv row " << i << " column " << c;
   EXPECT_NE(run({"train", "--resume", split.string()}), 0) << "a finished run cannot be resumed";
 }
 
+TEST(TrainCli, ResumedRunEqualsUninterruptedRun) {
+  expect_resume_is_exact("uniform", {"--data", "synthetic", "--model", "resnet20", "--epochs", "2", "--train-subset",
+                                     "192", "--test-subset", "64", "--batch", "32", "--crop-padding", "2", "--flip",
+                                     "--seed", "7"},
+                         {"1"});
+}
+
+// rais: stopped once in the shuffled warm-up epoch and twice while importance sampling, each time
+// with a PT solve in flight and between rebuilds of p.
+TEST(TrainCli, ResumedRaisRunEqualsUninterruptedRun) {
+  expect_resume_is_exact("rais", {"--data", "synthetic", "--model", "mlp", "--epochs", "6", "--train-subset", "512",
+                                  "--test-subset", "64", "--batch", "32", "--sampler", "rais", "--rais-records", "5",
+                                  "--rais-refresh", "3", "--lr", "0.005", "--seed", "3"},
+                         {"1", "3", "4"});
+}
+
+TEST(TrainCli, ResumedOracleRunEqualsUninterruptedRun) {
+  expect_resume_is_exact("oracle", {"--data", "synthetic", "--model", "mlp", "--epochs", "4", "--train-subset", "256",
+                                    "--test-subset", "64", "--batch", "32", "--sampler", "oracle",
+                                    "--oracle-refresh", "3", "--lr", "0.005", "--seed", "3"},
+                         {"2"});
+}
+
 TEST(TrainCli, BadFlagsFailWithOneClearLine) {
-  const fs::path out = fresh_dir("flags");
+  const ScratchDir scratch("flags");
+  const fs::path& out = scratch.path;
   EXPECT_EQ(run({"train", "--learning-rate", "0.1"}), 1);
   EXPECT_EQ(run({"train", "--data", "synthetic", "--batch", "many"}), 1);
   EXPECT_EQ(run({"train", "--data", "synthetic", "--model", "alexnet", "--out", out.string()}), 1);

@@ -211,7 +211,9 @@ RunSummary run_training(Flags& flags) {
   double wall_offset = 0, epoch_loss_sum = 0, epoch_accuracy_sum = 0;
   int64_t epoch_steps = 0;
   if (resuming) {
-    load_checkpoint(checkpoint_path.string(), *model, &trainer.optimizer());
+    SamplerState sampler_state;
+    load_checkpoint(checkpoint_path.string(), *model, &trainer.optimizer(), &sampler_state);
+    sampler->load_state(sampler_state);
     const auto& m = resume_metadata;
     const std::string p = checkpoint_path.string();
     trainer.restore(std::stoll(lookup(m, "train.step", p)), std::stod(lookup(m, "train.progress", p)));
@@ -221,9 +223,6 @@ RunSummary run_training(Flags& flags) {
     epoch_steps = std::stoll(lookup(m, "train.epoch_steps", p));
     if (trainer.progress() >= epochs - 1e-9)
       throw error("resume: the run in ", out.string(), " already finished its ", epochs, " epochs");
-    if (flags.str("sampler") == "rais" || flags.str("sampler") == "oracle")
-      throw error("resume: runs with --sampler ", flags.str("sampler"), " cannot be resumed yet (the sampler's state "
-                  "is not in the checkpoint); start the run again");
     truncate_csv(steps_csv, trainer.steps() - 1);
     truncate_csv(epochs_csv, trainer.steps());
   } else {
@@ -262,7 +261,9 @@ RunSummary run_training(Flags& flags) {
     metadata.emplace_back("train.epoch_steps", std::to_string(epoch_steps));
     metadata.emplace_back("model", flags.str("model"));
     metadata.emplace_back("data", flags.str("data"));
-    save_checkpoint((out / "checkpoint.safetensors").string(), *model, &trainer.optimizer(), metadata);
+    SamplerState sampler_state;
+    sampler->save_state(sampler_state);
+    save_checkpoint((out / "checkpoint.safetensors").string(), *model, &trainer.optimizer(), metadata, &sampler_state);
   };
 
   const int64_t total_steps = int64_t(std::ceil(epochs * double(data.train.count) / options.batch - 1e-9));
