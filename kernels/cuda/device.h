@@ -1,7 +1,8 @@
 // Minimal CUDA device runtime for the kernels: device discovery, the stream kernels launch on, and a
-// checked wrapper that turns a CUDA error into an exception naming the call, file and line.
+// checked wrapper that turns a CUDA error into an exception naming the call, file and line. With
+// RAISIN_CUDA_EMULATED=1 the runtime is the CPU emulator's (kernels/emu/): one device, always present.
 #pragma once
-#include <cuda_runtime.h>
+#include "kernels/emu/runtime_api.h"
 
 #include <stdexcept>
 #include <string>

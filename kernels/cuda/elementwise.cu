@@ -1,5 +1,5 @@
 // Elementwise CUDA kernels: fill, axpy, relu forward/backward, add. Grid-stride loops, one launch each.
-#include "kernels/cuda/device.h"
+#include "kernels/cuda/compat.h"
 #include "kernels/cuda/kernels.h"
 
 namespace raisin::cuda {
@@ -42,31 +42,31 @@ __global__ void add_forward_kernel(int64_t n, const float* a, const float* b, fl
 
 void fill(int64_t n, float value, float* y) {
   if (n <= 0) return;
-  fill_kernel<<<blocks_for(n), kThreads, 0, current_stream()>>>(n, value, y);
+  RAISIN_LAUNCH(fill_kernel, blocks_for(n), kThreads, 0, current_stream())(n, value, y);
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 
 void axpy(int64_t n, float alpha, const float* x, float* y) {
   if (n <= 0) return;
-  axpy_kernel<<<blocks_for(n), kThreads, 0, current_stream()>>>(n, alpha, x, y);
+  RAISIN_LAUNCH(axpy_kernel, blocks_for(n), kThreads, 0, current_stream())(n, alpha, x, y);
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 
 void relu_forward(int64_t n, const float* x, float* y) {
   if (n <= 0) return;
-  relu_forward_kernel<<<blocks_for(n), kThreads, 0, current_stream()>>>(n, x, y);
+  RAISIN_LAUNCH(relu_forward_kernel, blocks_for(n), kThreads, 0, current_stream())(n, x, y);
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 
 void relu_backward(int64_t n, const float* y, const float* dy, float* dx) {
   if (n <= 0) return;
-  relu_backward_kernel<<<blocks_for(n), kThreads, 0, current_stream()>>>(n, y, dy, dx);
+  RAISIN_LAUNCH(relu_backward_kernel, blocks_for(n), kThreads, 0, current_stream())(n, y, dy, dx);
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 
 void add_forward(int64_t n, const float* a, const float* b, float* y) {
   if (n <= 0) return;
-  add_forward_kernel<<<blocks_for(n), kThreads, 0, current_stream()>>>(n, a, b, y);
+  RAISIN_LAUNCH(add_forward_kernel, blocks_for(n), kThreads, 0, current_stream())(n, a, b, y);
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -1,0 +1,37 @@
+// Fibers for the CUDA emulator: stacks from a per-OS-thread pool (mapped once, reused, each with a guard
+// region below it so an overflow faults instead of corrupting a neighbour), a hand-written x86-64 context
+// switch (switch_x86_64.S, ~20 ns), and a way to turn a fault in a guard region into an error.
+#pragma once
+#include <cstddef>
+
+extern "C" {
+// Saves the callee-saved registers, MXCSR and the x87 control word on the current stack, stores the stack
+// pointer in *save_sp and resumes the context whose stack pointer is load_sp.
+void raisin_emu_switch(void** save_sp, void* load_sp);
+}
+
+namespace raisin::emu {
+
+inline constexpr size_t kFiberStackBytes = 64 * 1024;  // usable stack of one CUDA thread
+inline constexpr size_t kFiberGuardBytes = 16 * 1024;  // inaccessible region below each stack
+
+struct FiberStack {
+  char* low = nullptr;   // lowest usable byte; the guard region lies just below
+  char* high = nullptr;  // one past the highest usable byte (stacks grow down from here)
+};
+
+// Takes a stack from this OS thread's pool (mapping a new chunk of stacks when none is free) and gives it
+// back. Stacks are never unmapped while the thread lives, so their touched pages stay resident.
+FiberStack acquire_stack();
+void release_stack(FiberStack stack);
+
+// The stack pointer that makes the first raisin_emu_switch to it call entry(arg) on `stack`.
+// entry must never return: it ends by switching away for good.
+void* fiber_initial_sp(FiberStack stack, void (*entry)(void*), void* arg);
+
+// Calls body(arg). When code running on one of this OS thread's fiber stacks overflows into its guard
+// region, the fault is caught and this returns false at once (body and its fibers are abandoned without
+// unwinding); otherwise it returns true once body returns.
+bool run_catching_stack_overflow(void (*body)(void*), void* arg);
+
+}  // namespace raisin::emu
