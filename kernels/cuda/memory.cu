@@ -1,0 +1,153 @@
+// The caching device allocator and the per-step arena (memory.h).
+#include "kernels/cuda/memory.h"
+
+#include <algorithm>
+#include <bit>
+#include <stdexcept>
+#include <string>
+
+namespace raisin::cuda {
+
+namespace {
+
+size_t round_up(size_t n, size_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+
+std::string mib(int64_t bytes) { return std::to_string(bytes / (1 << 20)) + " MiB"; }
+
+}  // namespace
+
+// ---- CachingAllocator ----
+
+size_t CachingAllocator::size_class(size_t bytes) {
+  constexpr size_t kSmallStep = 512, kSmallLimit = size_t(1) << 20;
+  if (bytes <= kSmallLimit) return round_up(bytes == 0 ? 1 : bytes, kSmallStep);
+  const size_t below = std::bit_floor(bytes - 1);  // 2^k < bytes ≤ 2^(k+1)
+  return round_up(bytes, below / 4);
+}
+
+CachingAllocator::~CachingAllocator() {
+  // A destructor cannot report a failure; cudaFree only fails here if CUDA itself is already gone.
+  for (auto& [ptr, block] : in_use_) cudaFree(ptr);
+  for (auto& [key, blocks] : free_lists_)
+    for (void* ptr : blocks) cudaFree(ptr);
+}
+
+void* CachingAllocator::allocate(size_t bytes, cudaStream_t stream) {
+  if (bytes == 0) return nullptr;
+  const size_t size = size_class(bytes);
+  std::lock_guard<std::mutex> lock(mutex_);
+  void* ptr = nullptr;
+  auto cached = free_lists_.find({stream, size});
+  if (cached != free_lists_.end() && !cached->second.empty()) {
+    ptr = cached->second.back();
+    cached->second.pop_back();
+    stats_.bytes_cached -= int64_t(size);
+  } else {
+    cudaError_t status = cudaMalloc(&ptr, size);
+    if (status == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // clear it, give the cache back and try once more
+      release_cache_locked();
+      status = cudaMalloc(&ptr, size);
+    }
+    if (status == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      throw std::runtime_error("out of GPU memory: cudaMalloc of " + std::to_string(size) + " bytes failed with " +
+                               mib(stats_.bytes_in_use) + " in use by raisin and nothing left cached; use a " +
+                               "smaller batch size or model, or free the GPU from other processes");
+    }
+    RAISIN_CUDA_CHECK(status);
+    stats_.device_mallocs++;
+  }
+  in_use_[ptr] = Block{size, stream};
+  stats_.bytes_in_use += int64_t(size);
+  stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
+  return ptr;
+}
+
+void CachingAllocator::free(void* ptr) {
+  if (ptr == nullptr) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = in_use_.find(ptr);
+  if (it == in_use_.end())
+    throw std::invalid_argument("CachingAllocator::free: the pointer was not handed out by this allocator, or "
+                                "was freed already");
+  const Block block = it->second;
+  in_use_.erase(it);
+  free_lists_[{block.stream, block.bytes}].push_back(ptr);
+  stats_.bytes_in_use -= int64_t(block.bytes);
+  stats_.bytes_cached += int64_t(block.bytes);
+}
+
+void CachingAllocator::empty_cache() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  release_cache_locked();
+}
+
+void CachingAllocator::release_cache_locked() {
+  for (auto& [key, blocks] : free_lists_) {
+    for (void* ptr : blocks) {
+      RAISIN_CUDA_CHECK(cudaFree(ptr));
+      stats_.device_frees++;
+      stats_.bytes_cached -= int64_t(key.second);
+    }
+  }
+  free_lists_.clear();
+}
+
+AllocatorStats CachingAllocator::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+CachingAllocator& device_allocator() {
+  static std::mutex mutex;
+  static std::vector<CachingAllocator*>& per_device = *new std::vector<CachingAllocator*>;
+  int device = 0;
+  RAISIN_CUDA_CHECK(cudaGetDevice(&device));
+  std::lock_guard<std::mutex> lock(mutex);
+  if (int(per_device.size()) <= device) per_device.resize(device + 1, nullptr);
+  if (per_device[device] == nullptr) per_device[device] = new CachingAllocator;
+  return *per_device[device];
+}
+
+// ---- Arena ----
+
+Arena::Arena(size_t chunk_bytes, CachingAllocator& allocator, cudaStream_t stream)
+    : chunk_bytes_(round_up(chunk_bytes, kAlignment)), allocator_(allocator), stream_(stream) {}
+
+Arena::~Arena() {
+  for (const Chunk& chunk : chunks_) allocator_.free(chunk.base);
+}
+
+void* Arena::allocate(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  const size_t size = round_up(bytes, kAlignment);
+  // Move on past chunks too full for this request (the same ones every step, so addresses repeat).
+  while (current_ < chunks_.size() && offset_ + size > chunks_[current_].bytes) {
+    current_++;
+    offset_ = 0;
+  }
+  if (current_ == chunks_.size()) {
+    const size_t chunk = std::max(chunk_bytes_, size);
+    chunks_.push_back(Chunk{static_cast<char*>(allocator_.allocate(chunk, stream_)), chunk});
+  }
+  char* ptr = chunks_[current_].base + offset_;
+  offset_ += size;
+  used_ += size;
+  peak_used_ = std::max(peak_used_, used_);
+  return ptr;
+}
+
+void Arena::reset() {
+  current_ = 0;
+  offset_ = 0;
+  used_ = 0;
+}
+
+size_t Arena::bytes_reserved() const {
+  size_t total = 0;
+  for (const Chunk& chunk : chunks_) total += chunk.bytes;
+  return total;
+}
+
+}  // namespace raisin::cuda
