@@ -126,15 +126,18 @@ void install_segv_handler() {
 FiberStack acquire_stack() { return stack_pool.acquire(); }
 void release_stack(FiberStack stack) { stack_pool.release(stack); }
 
-void* fiber_initial_sp(FiberStack stack, void (*entry)(void*), void* arg) {
+FloatingPointControl current_floating_point_control() {
+  FloatingPointControl control{__builtin_ia32_stmxcsr(), 0};
+  asm volatile("fnstcw %0" : "=m"(control.x87));
+  return control;
+}
+
+void* fiber_initial_sp(FiberStack stack, void (*entry)(void*), void* arg, FloatingPointControl control) {
   // The frame raisin_emu_switch pops, lowest address first: MXCSR and x87 control word, r15, r14, r13 (arg),
   // r12 (entry), rbx, rbp, return address. After its `ret` the stack pointer is 16-byte aligned.
   uintptr_t top = reinterpret_cast<uintptr_t>(stack.high) & ~uintptr_t(15);
   auto* frame = reinterpret_cast<uint64_t*>(top - 16 - 8 * 8);
-  uint32_t mxcsr = __builtin_ia32_stmxcsr();
-  uint16_t x87_control = 0;
-  asm volatile("fnstcw %0" : "=m"(x87_control));
-  frame[0] = uint64_t(mxcsr) | uint64_t(x87_control) << 32;
+  frame[0] = uint64_t(control.mxcsr) | uint64_t(control.x87) << 32;
   frame[1] = 0;                                     // r15
   frame[2] = 0;                                     // r14
   frame[3] = reinterpret_cast<uint64_t>(arg);       // r13

@@ -3,6 +3,7 @@
 // switch (switch_x86_64.S, ~20 ns), and a way to turn a fault in a guard region into an error.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 extern "C" {
 // Saves the callee-saved registers, MXCSR and the x87 control word on the current stack, stores the stack
@@ -25,9 +26,16 @@ struct FiberStack {
 FiberStack acquire_stack();
 void release_stack(FiberStack stack);
 
-// The stack pointer that makes the first raisin_emu_switch to it call entry(arg) on `stack`.
-// entry must never return: it ends by switching away for good.
-void* fiber_initial_sp(FiberStack stack, void (*entry)(void*), void* arg);
+// The floating-point control state a context switch carries: SSE (MXCSR) and x87 control words.
+struct FloatingPointControl {
+  uint32_t mxcsr;
+  uint16_t x87;
+};
+FloatingPointControl current_floating_point_control();
+
+// The stack pointer that makes the first raisin_emu_switch to it call entry(arg) on `stack`, with the
+// floating-point control state `control`. entry must never return: it ends by switching away for good.
+void* fiber_initial_sp(FiberStack stack, void (*entry)(void*), void* arg, FloatingPointControl control);
 
 // Calls body(arg). When code running on one of this OS thread's fiber stacks overflows into its guard
 // region, the fault is caught and this returns false at once (body and its fibers are abandoned without

@@ -1,16 +1,20 @@
-// Kernel launches in the CUDA emulator: configuration checks, then every block of the grid runs its CUDA
-// threads as fibers on one OS thread. The threads of a block take turns in index order; each runs until it
-// waits (at __syncthreads, __syncwarp or a warp intrinsic) or returns. When every thread waits or has
-// returned, the waits are resolved: a warp operation completes when every lane of its mask waits at it, a
-// block barrier when every thread that has not returned waits at it (returned threads count as arrived, as
-// on the GPU). Anything else can never complete and fails the launch: lanes or threads waiting at different
-// places (barrier divergence) or for a lane that returned (deadlock).
+// Kernel launches in the CUDA emulator: configuration checks, then the blocks of the grid run on two OS
+// threads, each block's CUDA threads as fibers on one of them. The threads of a block take turns in index
+// order; each runs until it waits (at __syncthreads, __syncwarp or a warp intrinsic) or returns, then
+// switches straight to the next thread that can run. When every thread waits or has returned, the waits
+// are resolved: a warp operation completes when every lane of its mask waits at it, a block barrier when
+// every thread that has not returned waits at it (returned threads count as arrived, as on the GPU).
+// Anything else can never complete and fails the launch: lanes or threads waiting at different places
+// (divergence) or for a lane that returned (deadlock).
+#include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kernels/emu/emu.h"
@@ -53,25 +57,31 @@ struct CudaThread {
 struct Grid {
   Grid(const LaunchConfig& launched, void (*run)(const void*), const void* run_argument)
       : config(&launched), body(run), argument(run_argument),
-        block_count(uint64_t(launched.grid.x) * launched.grid.y * launched.grid.z) {}
+        block_count(uint64_t(launched.grid.x) * launched.grid.y * launched.grid.z),
+        floating_point_control(current_floating_point_control()) {}
   const LaunchConfig* config;
   void (*body)(const void*);
   const void* argument;
   uint64_t block_count;
+  FloatingPointControl floating_point_control;  // every CUDA thread starts with the launching thread's
   uint64_t next_block = 0;
   std::mutex mutex;
-  std::string error;  // the first failure; empty while all is well
+  std::string error;  // why the lowest-numbered failed block failed; empty while all is well
+  uint64_t error_block = 0;
 };
 
 // The state of one OS thread running blocks of a grid.
 struct Worker {
   Grid* grid = nullptr;
   std::vector<CudaThread> threads;  // of the block that runs
-  unsigned finished = 0;
-  CudaThread* current = nullptr;
+  unsigned finished = 0;          // threads of the block that returned
+  CudaThread* current = nullptr;  // the thread running, or the last one that ran
+  FiberStack ended_stack;         // of a fiber that ended, for whatever runs next to give back
+  FloatingPointControl floating_point_control;  // the launching thread's, for every new fiber
   void* scheduler_sp = nullptr;
   std::vector<std::max_align_t> dynamic_shared;
-  std::string error;  // why the block failed
+  uint64_t block = 0;  // linear index of the block that runs
+  std::string error;   // why the block failed
 };
 
 thread_local Worker* active_worker = nullptr;
@@ -122,37 +132,83 @@ std::string describe(const SyncPoint& at) {
   return text + " at " + at.file + ":" + std::to_string(at.line);
 }
 
-bool same_site(const SyncPoint& a, const SyncPoint& b) { return a.line == b.line && std::strcmp(a.file, b.file) == 0; }
+bool same_site(const SyncPoint& a, const SyncPoint& b) {
+  return a.line == b.line && (a.file == b.file || std::strcmp(a.file, b.file) == 0);
+}
 
 // ---- running the threads of a block ----
 
-void thread_main(void* raw) {
-  Worker& worker = *static_cast<Worker*>(raw);
-  try {
-    worker.grid->body(worker.grid->argument);
-  } catch (const std::exception& e) {
-    worker.error = "thread " + to_string(worker.current->index) + " threw " + e.what();
-  } catch (...) {
-    worker.error = "thread " + to_string(worker.current->index) + " threw an exception";
-  }
-  worker.current->state = State::done;
-  raisin_emu_switch(&worker.current->sp, worker.scheduler_sp);  // never resumed
+void thread_main(void* raw);
+
+// Gives back the stack of a fiber that ended; called by whatever runs after it.
+void release_ended_stack(Worker& worker) {
+  if (worker.ended_stack.low == nullptr) return;
+  release_stack(worker.ended_stack);
+  worker.ended_stack = {};
 }
 
-void resume(Worker& worker, CudaThread& thread) {
+// Saves the running context's stack pointer in *save and runs `thread` (on a new fiber if it has not
+// started). Fibers switch to each other directly; the scheduler runs only between passes.
+void switch_to(Worker& worker, void** save, CudaThread& thread) {
   if (thread.state == State::not_started) {
     thread.stack = acquire_stack();
-    thread.sp = fiber_initial_sp(thread.stack, thread_main, &worker);
+    thread.sp = fiber_initial_sp(thread.stack, thread_main, &worker, worker.floating_point_control);
   }
   thread.state = State::ready;
   threadIdx = thread.index;
   worker.current = &thread;
-  raisin_emu_switch(&worker.scheduler_sp, thread.sp);
-  if (thread.state == State::done) {
-    release_stack(thread.stack);
-    thread.stack = {};
+  raisin_emu_switch(save, thread.sp);
+}
+
+// The thread after `thread` in this pass that can run now, or null when the pass is over.
+CudaThread* next_runnable(Worker& worker, CudaThread* thread) {
+  CudaThread* const end = worker.threads.data() + worker.threads.size();
+  for (CudaThread* next = thread + 1; next < end; ++next)
+    if (next->state == State::not_started || next->state == State::ready) return next;
+  return nullptr;
+}
+
+// A fiber runs CUDA threads one after another while they return without waiting: when one returns and the
+// next has not started, the next runs on the same fiber and stack, so a block that never synchronises
+// costs one fiber start, not one per thread. Otherwise the fiber ends and hands over to the next runnable
+// thread (or the scheduler), which gives its stack back.
+void thread_main(void* raw) {
+  Worker& worker = *static_cast<Worker*>(raw);
+  release_ended_stack(worker);
+  for (;;) {
+    CudaThread& thread = *worker.current;
+    try {
+      worker.grid->body(worker.grid->argument);
+    } catch (const std::exception& e) {
+      worker.error = "thread " + to_string(thread.index) + " threw " + e.what();
+    } catch (...) {
+      worker.error = "thread " + to_string(thread.index) + " threw an exception";
+    }
+    thread.state = State::done;
     ++worker.finished;
+    CudaThread* const next = &thread + 1;
+    if (!worker.error.empty() || next == worker.threads.data() + worker.threads.size() ||
+        next->state != State::not_started)
+      break;
+    next->stack = thread.stack;
+    thread.stack = {};
+    next->state = State::ready;
+    threadIdx = next->index;
+    worker.current = next;
   }
+  CudaThread& last = *worker.current;
+  worker.ended_stack = last.stack;
+  last.stack = {};
+  CudaThread* const next = worker.error.empty() ? next_runnable(worker, &last) : nullptr;
+  if (next != nullptr) switch_to(worker, &last.sp, *next);
+  else raisin_emu_switch(&last.sp, worker.scheduler_sp);
+  __builtin_unreachable();  // an ended fiber is never resumed
+}
+
+// The scheduler runs `thread`; it returns here when no thread after it in the pass can run.
+void resume(Worker& worker, CudaThread& thread) {
+  switch_to(worker, &worker.scheduler_sp, thread);
+  release_ended_stack(worker);
 }
 
 // Suspends the running CUDA thread at `at` until the scheduler resolves the wait.
@@ -161,7 +217,9 @@ uint64_t wait_at(const SyncPoint& at) {
   CudaThread& thread = *worker.current;
   thread.at = at;
   thread.state = State::waiting;
-  raisin_emu_switch(&thread.sp, worker.scheduler_sp);
+  if (CudaThread* const next = next_runnable(worker, &thread)) switch_to(worker, &thread.sp, *next);
+  else raisin_emu_switch(&thread.sp, worker.scheduler_sp);
+  release_ended_stack(worker);
   return thread.result;
 }
 
@@ -190,27 +248,29 @@ bool complete_warp_operation(Worker& worker, unsigned first) {
   std::vector<CudaThread>& threads = worker.threads;
   const SyncPoint at = threads[first].at;
   const unsigned warp_base = first & ~31u, own_lane = first - warp_base;
-  const std::string who = "thread " + to_string(threads[first].index) + " waits at " + describe(at);
-  if (!(at.mask >> own_lane & 1)) return fail(worker, who + ", whose mask leaves out its own lane " + std::to_string(own_lane));
+  // Messages are built only on failure: this runs once per warp operation.
+  const auto who = [&] { return "thread " + to_string(threads[first].index) + " waits at " + describe(at); };
+  if (!(at.mask >> own_lane & 1))
+    return fail(worker, who() + ", whose mask leaves out its own lane " + std::to_string(own_lane));
   if (is_shuffle(at.kind) && (at.width < 1 || at.width > 32 || (at.width & (at.width - 1)) != 0))
-    return fail(worker, who + " with width " + std::to_string(at.width) + "; the width must be 1, 2, 4, 8, 16 or 32");
+    return fail(worker, who() + " with width " + std::to_string(at.width) + "; the width must be 1, 2, 4, 8, 16 or 32");
 
   for (unsigned lane = 0; lane < 32; ++lane) {
     if (!(at.mask >> lane & 1)) continue;
     const unsigned index = warp_base + lane;
-    const std::string lane_text = ", but its lane " + std::to_string(lane);
+    const auto lane_text = [&] { return ", but its lane " + std::to_string(lane); };
     if (index >= threads.size())
-      return fail(worker, who + lane_text + " does not exist: the block has " + std::to_string(threads.size()) +
+      return fail(worker, who() + lane_text() + " does not exist: the block has " + std::to_string(threads.size()) +
                               " threads (warp operations need complete warps: launch a multiple of 32 threads)");
     const CudaThread& other = threads[index];
-    const std::string other_text = lane_text + " (thread " + to_string(other.index) + ")";
+    const auto other_text = [&] { return lane_text() + " (thread " + to_string(other.index) + ")"; };
     if (other.state == State::done)
-      return fail(worker, "deadlock: " + who + other_text + " has returned and will never reach it");
+      return fail(worker, "deadlock: " + who() + other_text() + " has returned and will never reach it");
     if (other.at.kind == SyncKind::syncthreads)
-      return fail(worker, "deadlock: " + who + other_text + " waits at " + describe(other.at));
+      return fail(worker, "deadlock: " + who() + other_text() + " waits at " + describe(other.at));
     if (other.at.kind != at.kind || other.at.mask != at.mask ||
         (at.kind != SyncKind::syncwarp && (other.at.width != at.width || !same_site(other.at, at))))
-      return fail(worker, "warp divergence: " + who + other_text + " waits at " + describe(other.at) +
+      return fail(worker, "warp divergence: " + who() + other_text() + " waits at " + describe(other.at) +
                               (other.at.width != at.width ? " with width " + std::to_string(other.at.width) : ""));
   }
 
@@ -287,13 +347,17 @@ void abandon_block(Worker& worker) {
   }
 }
 
-void report(Grid& grid, const std::string& why) {
+// Records why a block failed. Of several failing blocks the lowest-numbered one is reported, so that the
+// message does not depend on how blocks were spread over OS threads.
+void report(Grid& grid, uint64_t block, const std::string& why) {
   const LaunchConfig& config = *grid.config;
   std::lock_guard lock(grid.mutex);
-  if (grid.error.empty())
+  if (grid.error.empty() || block < grid.error_block) {
+    grid.error_block = block;
     grid.error = "kernel " + std::string(config.kernel) + " (launched at " + config.file + ":" +
                  std::to_string(config.line) + " with grid " + to_string(config.grid) + " and block " +
                  to_string(config.block) + "), block " + to_string(blockIdx) + ": " + why;
+  }
 }
 
 // Runs blocks of the grid on this OS thread until none is left or one fails. No object with a destructor
@@ -309,10 +373,11 @@ void run_blocks(void* raw) {
       if (!grid.error.empty() || grid.next_block == grid.block_count) return;
       block = grid.next_block++;
     }
+    worker.block = block;
     blockIdx = uint3{unsigned(block % size.x), unsigned(block / size.x % size.y), unsigned(block / size.x / size.y)};
     if (!run_block(worker)) {
       abandon_block(worker);
-      report(grid, worker.error);
+      report(grid, block, worker.error);
       return;
     }
   }
@@ -327,17 +392,90 @@ void work_on(Grid& grid) {
   for (unsigned i = 0; i < worker.threads.size(); ++i)
     worker.threads[i].index = uint3{i % block.x, i / block.x % block.y, i / block.x / block.y};
   worker.dynamic_shared.resize((grid.config->shared_bytes + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t));
+  worker.floating_point_control = grid.floating_point_control;
   blockDim = block;
   gridDim = grid.config->grid;
   active_worker = &worker;
   if (!run_catching_stack_overflow(run_blocks, &worker)) {
     const std::string thread = to_string(worker.current->index);
     abandon_block(worker);
-    report(grid, "thread " + thread + " overflowed its " + std::to_string(kFiberStackBytes / 1024) +
+    report(grid, worker.block, "thread " + thread + " overflowed its " + std::to_string(kFiberStackBytes / 1024) +
                      " KiB fiber stack (move large local arrays to shared or global memory)");
   }
   active_worker = nullptr;
 }
+
+// OS threads that run the blocks of a grid in parallel: the launching thread and one helper (blocks are
+// independent, and a small pool keeps the emulator from fighting the CPU kernels' OpenMP threads).
+class BlockRunners {
+ public:
+  static BlockRunners& instance() {
+    static BlockRunners runners;
+    return runners;
+  }
+
+  // Runs grid's blocks on the calling thread and every helper; returns when they are all done.
+  void run(Grid& grid) {
+    std::lock_guard one_grid_at_a_time(launch_mutex_);
+    {
+      std::lock_guard lock(mutex_);
+      grid_ = &grid;
+      ++generation_;
+      busy_ = helpers_.size();
+    }
+    wake_.notify_all();
+    work_on(grid);
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [&] { return busy_ == 0; });
+    grid_ = nullptr;
+  }
+
+  ~BlockRunners() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& helper : helpers_) helper.join();
+  }
+
+ private:
+  static constexpr unsigned kThreads = 2;
+
+  BlockRunners() {
+    const unsigned threads = std::min(kThreads, std::max(1u, std::thread::hardware_concurrency()));
+    for (unsigned i = 1; i < threads; ++i) helpers_.emplace_back([this] { help(); });
+  }
+
+  void help() {
+    uint64_t seen = 0;
+    for (;;) {
+      Grid* grid;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        grid = grid_;
+      }
+      work_on(*grid);
+      {
+        std::lock_guard lock(mutex_);
+        --busy_;
+      }
+      done_.notify_all();
+    }
+  }
+
+  std::mutex launch_mutex_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  Grid* grid_ = nullptr;
+  uint64_t generation_ = 0;
+  size_t busy_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> helpers_;
+};
 
 std::string check_config(const LaunchConfig& config) {
   const dim3 g = config.grid, b = config.block;
@@ -381,7 +519,10 @@ void launch(const LaunchConfig& config, void (*body)(const void*), const void* a
     return;
   }
   Grid grid(config, body, argument);
-  work_on(grid);
+  if (grid.block_count == 1)
+    work_on(grid);
+  else
+    BlockRunners::instance().run(grid);
   if (!grid.error.empty()) record_error(cudaErrorLaunchFailure, grid.error);
 }
 

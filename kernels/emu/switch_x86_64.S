@@ -18,10 +18,18 @@ raisin_emu_switch:
         stmxcsr (%rsp)
         fnstcw  4(%rsp)
         movq    %rsp, (%rdi)
+        movq    %rsp, %rax
         movq    %rsi, %rsp
-        ldmxcsr (%rsp)
+        // Loading MXCSR and the control word is slow; skip it when they are what is already in force.
+        movl    (%rsp), %ecx
+        cmpl    (%rax), %ecx
+        jne     1f
+        movzwl  4(%rsp), %ecx
+        cmpw    4(%rax), %cx
+        je      2f
+1:      ldmxcsr (%rsp)
         fldcw   4(%rsp)
-        addq    $8, %rsp
+2:      addq    $8, %rsp
         popq    %r15
         popq    %r14
         popq    %r13

@@ -145,16 +145,16 @@ __device__ int deep(volatile char* previous, int depth) {
   return depth == 0 ? frame[1023] : deep(frame, depth - 1) + frame[0];
 }
 
-__global__ void recursion_kernel(int depth, int* out) { out[threadIdx.x] = deep(nullptr, depth); }
+__global__ void recursion_kernel(int depth, int* out) { out[blockIdx.x * blockDim.x + threadIdx.x] = deep(nullptr, depth); }
 
 TEST(EmuFailure, StackOverflowIsALaunchError) {
-  DeviceBuffer out(std::vector<int>(32, 0));
-  RAISIN_LAUNCH(recursion_kernel, 1, 32, 0, nullptr)(8, out.ptr);
+  DeviceBuffer out(std::vector<int>(128, 0));
+  RAISIN_LAUNCH(recursion_kernel, 4, 32, 0, nullptr)(8, out.ptr);
   RAISIN_CUDA_CHECK(cudaGetLastError());  // shallow recursion fits
-  RAISIN_LAUNCH(recursion_kernel, 1, 32, 0, nullptr)(1000, out.ptr);
+  RAISIN_LAUNCH(recursion_kernel, 4, 32, 0, nullptr)(1000, out.ptr);
   const std::string message = launch_error_message();
   expect_contains(message, "recursion_kernel");
-  expect_contains(message, "thread (0,0,0) overflowed its 64 KiB fiber stack");
+  expect_contains(message, "block (0,0,0): thread (0,0,0) overflowed its 64 KiB fiber stack");
   expect_emulator_works();
 }
 
