@@ -14,16 +14,24 @@ Input
                   `lr_multiplier` is the gain estimate r-hat (1 for uniform);
                   `loss` is the batch's weighted mean loss.
       epochs.csv  step,epoch,train_loss,train_accuracy,test_loss,test_error,wall_seconds,images_per_second
-                  one row per epoch boundary; test metrics are on the whole test set.
+                  one row per epoch boundary; test metrics are on the whole test set,
+                  train_loss is the mean of the epoch's minibatch losses.
+      train_eval.csv  step,epoch,loss,accuracy,wall_seconds,eval_seconds
+                  one row per evaluation of the whole training set in evaluation
+                  mode (every --eval-train-every epochs and at the end): the
+                  training loss `raisin compare` measures its targets with.
 
-    Subfolders holding neither file are ignored (with a note on stderr); a run
-    missing one of the two files is plotted from the other one.  Other files in
-    the folder (summary.csv, ...) are ignored.  Extra CSV columns are ignored.
+    Every wall_seconds column is training time: evaluations and checkpoint
+    writes are excluded.  Subfolders holding none of the files are ignored
+    (with a note on stderr); a run missing some is plotted from the others.
+    Other files in the folder (summary.csv, ...) are ignored.  Extra CSV
+    columns are ignored.
 
 Output (written into the comparison folder, paths printed one per line)
-    loss_vs_epochs.png  training loss (moving average of the per-step loss over
-                        about 1/10 epoch of steps, plus the epoch train_loss
-                        points) and test error, against epochs / epochs-equivalent;
+    loss_vs_epochs.png  training loss over the whole training set (train_eval.csv,
+                        line with dots), the per-step minibatch loss as a thin
+                        moving average over about 1/10 epoch of steps, and test
+                        error, against epochs / epochs-equivalent;
     loss_vs_steps.png   the same against optimizer steps;
     loss_vs_time.png    the same against wall-clock seconds;
     gain_ratio.png      lr_multiplier (r-hat) against steps for every run whose
@@ -57,6 +65,8 @@ STEPS_COLUMNS = ["step", "epoch", "loss", "accuracy", "lr", "lr_multiplier",
                  "wall_seconds", "images_per_second"]
 EPOCHS_COLUMNS = ["step", "epoch", "train_loss", "train_accuracy", "test_loss",
                   "test_error", "wall_seconds", "images_per_second"]
+TRAIN_EVAL_COLUMNS = ["step", "epoch", "loss", "accuracy", "wall_seconds",
+                      "eval_seconds"]
 
 # Preferred ordering (and hence colours) for well-known run names.
 PREFERRED_ORDER = ["uniform", "rais", "oracle"]
@@ -67,8 +77,9 @@ X_AXES = {
                "loss_vs_epochs.png", "epochs"),
     "steps": ("step", "step", "optimizer steps", "loss_vs_steps.png",
               "optimizer steps"),
-    "time": ("wall_seconds", "wall_seconds", "wall-clock time (s)",
-             "loss_vs_time.png", "wall-clock time"),
+    "time": ("wall_seconds", "wall_seconds",
+             "training time (s; evaluations excluded)",
+             "loss_vs_time.png", "training time"),
 }
 
 
@@ -110,7 +121,8 @@ def read_csv(path, required):
 
 
 def load_runs(folder):
-    """Returns an ordered list of (name, steps or None, epochs or None)."""
+    """Returns an ordered list of (name, steps, epochs, train_eval); absent
+    or empty files give None."""
     if not os.path.isdir(folder):
         raise InputError(f"not a directory: {folder}")
     runs = []
@@ -118,30 +130,30 @@ def load_runs(folder):
         d = os.path.join(folder, name)
         if not os.path.isdir(d):
             continue
-        sp, ep = os.path.join(d, "steps.csv"), os.path.join(d, "epochs.csv")
-        has_s, has_e = os.path.isfile(sp), os.path.isfile(ep)
-        if not has_s and not has_e:
-            print(f"note: skipping {d}: no steps.csv or epochs.csv",
-                  file=sys.stderr)
+        files = [("steps.csv", STEPS_COLUMNS), ("epochs.csv", EPOCHS_COLUMNS),
+                 ("train_eval.csv", TRAIN_EVAL_COLUMNS)]
+        paths = [os.path.join(d, f) for f, _ in files]
+        present = [os.path.isfile(p) for p in paths]
+        if not any(present):
+            print(f"note: skipping {d}: no steps.csv, epochs.csv or "
+                  f"train_eval.csv", file=sys.stderr)
             continue
-        if not has_s:
-            print(f"note: {d} has no steps.csv", file=sys.stderr)
-        if not has_e:
-            print(f"note: {d} has no epochs.csv", file=sys.stderr)
-        steps = read_csv(sp, STEPS_COLUMNS) if has_s else None
-        epochs = read_csv(ep, EPOCHS_COLUMNS) if has_e else None
-        if steps is not None and len(steps["step"]) == 0:
-            steps = None
-        if epochs is not None and len(epochs["step"]) == 0:
-            epochs = None
-        if steps is None and epochs is None:
+        tables = []
+        for (fname, columns), path, has in zip(files, paths, present):
+            if not has:
+                print(f"note: {d} has no {fname}", file=sys.stderr)
+                tables.append(None)
+                continue
+            table = read_csv(path, columns)
+            tables.append(table if len(table["step"]) > 0 else None)
+        if all(t is None for t in tables):
             print(f"note: skipping {d}: its CSVs have no data rows",
                   file=sys.stderr)
             continue
-        runs.append((name, steps, epochs))
+        runs.append((name, *tables))
     if not runs:
         raise InputError(f"no runs in {folder} (expected subfolders with "
-                         f"steps.csv / epochs.csv)")
+                         f"steps.csv / epochs.csv / train_eval.csv)")
 
     def key(run):
         name = run[0]
@@ -187,7 +199,12 @@ def positive(y):
 
 
 def log_y(ax):
-    """Log y axis with readable plain-number ticks; call after plotting."""
+    """Log y axis with readable plain-number ticks; call after plotting.  An
+    axis with no positive value (e.g. a test error of 0 throughout) stays
+    linear.  Returns whether the axis is logarithmic."""
+    if not any(np.any(np.asarray(line.get_ydata(), dtype=float) > 0)
+               for line in ax.get_lines()):
+        return False
     ax.set_yscale("log")
     lo, hi = ax.get_ylim()
     fmt = mticker.FuncFormatter(lambda v, _: f"{v:.3g}")
@@ -201,6 +218,7 @@ def log_y(ax):
         ax.tick_params(axis="y", which="minor", labelsize=8)
     else:
         ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+    return True
 
 
 def suptitle(fig, what, folder, title):
@@ -212,39 +230,32 @@ def suptitle(fig, what, folder, title):
 def plot_loss(folder, runs, colors, xkey, title):
     scol, ecol, xlabel, fname, word = X_AXES[xkey]
     fig, (ax_loss, ax_err) = plt.subplots(2, 1, figsize=(10, 9), sharex=True)
-    for name, steps, epochs in runs:
+    for name, steps, epochs, evals in runs:
         c = colors[name]
         if steps is not None:
             spe = steps_per_epoch(steps)
             window = max(1, int(round(spe / 10))) if spe else 1
             smooth = moving_average(steps["loss"], window)
-            label = f"{name} (per-step loss, avg over {window} steps)"
-            ax_loss.plot(steps[scol], positive(smooth), color=c, lw=1.4,
-                         label=label)
+            label = f"{name} (minibatch loss, avg over {window} steps)"
+            ax_loss.plot(steps[scol], positive(smooth), color=c, lw=0.8,
+                         alpha=0.45, label=label)
+        if evals is not None:
+            ax_loss.plot(evals[ecol], positive(evals["loss"]), "o-", color=c,
+                         lw=1.8, ms=5, mec="black", mew=0.6,
+                         label=f"{name} (whole training set)")
         if epochs is not None:
-            ax_loss.plot(epochs[ecol], positive(epochs["train_loss"]), "o",
-                         color=c, ms=6, mec="black", mew=0.6,
-                         label=None if steps is not None else
-                         f"{name} (epoch train_loss)")
             ax_err.plot(epochs[ecol], positive(epochs["test_error"]), "o-",
                         color=c, lw=1.6, ms=5, label=name)
-    log_y(ax_loss)
-    ax_loss.set_ylabel("training loss (log scale)")
-    ax_loss.set_title(f"Training loss vs {word}")
+    ax_loss.set_ylabel("training loss" + (" (log scale)" if log_y(ax_loss) else ""))
+    ax_loss.set_title(f"Training loss vs {word} (dots: whole training set, "
+                      f"evaluation mode; thin: minibatch losses)")
     ax_loss.grid(True, which="both", alpha=0.3)
-    handles, labels = ax_loss.get_legend_handles_labels()
-    if any(e is not None for _, _, e in runs):
-        handles.append(matplotlib.lines.Line2D(
-            [], [], ls="none", marker="o", color="lightgray", mec="black",
-            mew=0.6, ms=6))
-        labels.append("dots: epoch train_loss (epochs.csv, mean over the epoch)")
-    ax_loss.legend(handles, labels, fontsize=8)
-    log_y(ax_err)
-    ax_err.set_ylabel("test error (fraction, log scale)")
+    ax_loss.legend(fontsize=8)
+    ax_err.set_ylabel("test error (fraction" + (", log scale)" if log_y(ax_err) else ")"))
     ax_err.set_xlabel(xlabel)
     ax_err.set_title(f"Test error vs {word} (whole test set, per epoch)")
     ax_err.grid(True, which="both", alpha=0.3)
-    if any(e is not None for _, _, e in runs):
+    if any(e is not None for _, _, e, _ in runs):
         ax_err.legend(fontsize=9)
     else:
         ax_err.text(0.5, 0.5, "no epochs.csv data", transform=ax_err.transAxes,
@@ -261,7 +272,7 @@ def plot_loss(folder, runs, colors, xkey, title):
 def plot_gain(folder, runs, colors, title):
     fig, ax = plt.subplots(figsize=(10, 5.5))
     plotted = 0
-    for name, steps, _ in runs:
+    for name, steps, _, _ in runs:
         if steps is None:
             continue
         r = steps["lr_multiplier"]
@@ -302,7 +313,7 @@ def main(argv=None):
         print(f"plot_compare: error: {e}", file=sys.stderr)
         return 2
     cmap = plt.get_cmap("tab10")
-    colors = {name: cmap(i % 10) for i, (name, _, _) in enumerate(runs)}
+    colors = {name: cmap(i % 10) for i, (name, *_) in enumerate(runs)}
     written = [plot_loss(args.folder, runs, colors, k, args.title)
                for k in ("epochs", "steps", "time")]
     written.append(plot_gain(args.folder, runs, colors, args.title))

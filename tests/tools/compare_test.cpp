@@ -40,6 +40,13 @@ TEST(CompareCli, RunsEverySamplerAndTheFairBaseline) {
   const std::string rais_steps = summary[3].substr(5, summary[3].find(',', 5) - 5);
   EXPECT_EQ(summary[4].rfind("uniform-short," + rais_steps + ",", 0), 0u) << summary[3] << " / " << summary[4];
   EXPECT_TRUE(fs::exists(out / "summary.md"));
+  // The training-loss target is uniform's last evaluation of the whole training set.
+  const auto evals = lines(out / "uniform" / "train_eval.csv");
+  ASSERT_EQ(evals.size(), 1u + 8u) << "every half epoch (compare's default) over 4 epochs";
+  const std::string final_loss = evals.back().substr(evals.back().find(',', evals.back().find(',') + 1) + 1);
+  EXPECT_NE(summary[0].find(",final_train_loss,"), std::string::npos) << summary[0];
+  EXPECT_NE(summary[1].find("," + final_loss.substr(0, final_loss.find(',')) + ","), std::string::npos)
+      << summary[1] << " / " << evals.back();
 }
 
 TEST(CompareCli, SeveralSeedsArePairedInOneSummary) {
@@ -57,6 +64,7 @@ TEST(CompareCli, SeveralSeedsArePairedInOneSummary) {
   EXPECT_EQ(summary[0].rfind("Over seeds 3,4", 0), 0u) << summary[0];
   EXPECT_EQ(summary[5].rfind("| rais |", 0), 0u) << summary[5];
   EXPECT_EQ(run({"compare", "--seeds", "1,2", "--seed", "3", "--data", "synthetic"}), 1);
+  EXPECT_EQ(run({"compare", "--eval-train-every", "0", "--data", "synthetic"}), 1);
 }
 
 TEST(CompareCli, BadSamplerListsFail) {

@@ -4,6 +4,7 @@
 // flags must fail with one clear line.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -101,6 +102,10 @@ void expect_resume_is_exact(const std::string& name, const std::vector<std::stri
   ASSERT_EQ(ea.size(), eb.size());
   for (size_t i = 0; i < ea.size(); ++i)  // step, epoch, train and test loss and accuracy
     for (size_t c = 0; c < 6; ++c) ASSERT_EQ(ea[i][c], eb[i][c]) << "epochs.csv row " << i << " column " << c;
+  const auto ta = read_csv(straight / "train_eval.csv"), tb = read_csv(split / "train_eval.csv");
+  ASSERT_EQ(ta.size(), tb.size());
+  for (size_t i = 0; i < ta.size(); ++i)  // step, epoch, loss, accuracy
+    for (size_t c = 0; c < 4; ++c) ASSERT_EQ(ta[i][c], tb[i][c]) << "train_eval.csv row " << i << " column " << c;
   EXPECT_NE(run({"train", "--resume", split.string()}), 0) << "a finished run cannot be resumed";
 }
 
@@ -116,7 +121,7 @@ TEST(TrainCli, ResumedRunEqualsUninterruptedRun) {
 TEST(TrainCli, ResumedRaisRunEqualsUninterruptedRun) {
   expect_resume_is_exact("rais", {"--data", "synthetic", "--model", "mlp", "--epochs", "6", "--train-subset", "512",
                                   "--test-subset", "64", "--batch", "32", "--sampler", "rais", "--rais-records", "5",
-                                  "--rais-refresh", "3", "--lr", "0.005", "--seed", "3"},
+                                  "--rais-refresh", "3", "--lr", "0.005", "--eval-train-every", "0.5", "--seed", "3"},
                          {"1", "3", "4"});
 }
 
@@ -125,6 +130,30 @@ TEST(TrainCli, ResumedOracleRunEqualsUninterruptedRun) {
                                     "--test-subset", "64", "--batch", "32", "--sampler", "oracle",
                                     "--oracle-refresh", "3", "--lr", "0.005", "--seed", "3"},
                          {"2"});
+}
+
+// train_eval.csv holds the whole training set's loss at every --eval-train-every epochs and at the end;
+// evaluations are off the training clock: the final training time and the evaluations' own times add
+// up to no more than the run's wall-clock time.
+TEST(TrainCli, TrainingSetEvaluationsAreOffTheClock) {
+  const ScratchDir scratch("train_eval");
+  const auto begin = std::chrono::steady_clock::now();
+  ASSERT_EQ(run({"train", "--data", "synthetic", "--model", "mlp", "--epochs", "2", "--train-subset", "2048",
+                 "--test-subset", "64", "--batch", "64", "--eval-train-every", "0.125", "--out", scratch.path.string()}),
+            0);
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  const auto evals = read_csv(scratch.path / "train_eval.csv");
+  ASSERT_EQ(evals.size(), 1u + 16u) << "header and one row per 1/8 epoch";
+  EXPECT_EQ(evals[0], (std::vector<std::string>{"step", "epoch", "loss", "accuracy", "wall_seconds", "eval_seconds"}));
+  EXPECT_EQ(evals[1][0], "4");
+  EXPECT_EQ(evals[16][0], "64");
+  EXPECT_LT(std::stod(evals[16][2]), std::stod(evals[1][2])) << "the training loss falls";
+  double eval_seconds = 0;
+  for (size_t i = 1; i < evals.size(); ++i) eval_seconds += std::stod(evals[i][5]);
+  const double training_seconds = std::stod(read_csv(scratch.path / "epochs.csv").back()[6]);
+  EXPECT_EQ(evals.back()[4], read_csv(scratch.path / "epochs.csv").back()[6]);
+  EXPECT_GT(eval_seconds, 0);
+  EXPECT_LE(training_seconds + eval_seconds, elapsed);
 }
 
 TEST(TrainCli, BadFlagsFailWithOneClearLine) {

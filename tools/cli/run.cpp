@@ -45,6 +45,7 @@ void declare_train_flags(Flags& f) {
   f.add_switch("flip", "augmentation: random horizontal flips");
   f.add("train-subset", "0", "train on the first N training examples only (0: all)");
   f.add("test-subset", "0", "evaluate on the first N test examples only (0: all)");
+  f.add("eval-train-every", "1", "evaluate the loss over the whole training set (evaluation mode, no augmentation) every this many epochs(-equivalent) and at the end, into train_eval.csv (0: never); not counted as training time");
   f.add("sampler", "uniform", "uniform (shuffled epochs: plain SGD), uniform-iid (with replacement), rais, or oracle (p from fresh norms of every example: a costly diagnostic)");
   f.add("oracle-refresh", "0", "oracle: steps between full passes over the training set (0: a quarter epoch)");
   f.add("oracle-uniform-share", "0.1", "oracle: share of uniform sampling mixed into p");
@@ -207,7 +208,7 @@ RunSummary run_training(Flags& flags) {
   // ---- run folder ----
   const fs::path out = flags.str("out");
   fs::create_directories(out);
-  const fs::path steps_csv = out / "steps.csv", epochs_csv = out / "epochs.csv";
+  const fs::path steps_csv = out / "steps.csv", epochs_csv = out / "epochs.csv", train_eval_csv = out / "train_eval.csv";
   double wall_offset = 0, epoch_loss_sum = 0, epoch_accuracy_sum = 0;
   int64_t epoch_steps = 0;
   if (resuming) {
@@ -225,10 +226,12 @@ RunSummary run_training(Flags& flags) {
       throw error("resume: the run in ", out.string(), " already finished its ", epochs, " epochs");
     truncate_csv(steps_csv, trainer.steps() - 1);
     truncate_csv(epochs_csv, trainer.steps());
+    truncate_csv(train_eval_csv, trainer.steps());
   } else {
     std::ofstream(steps_csv) << "step,epoch,loss,accuracy,lr,lr_multiplier,wall_seconds,images_per_second\n";
     std::ofstream(epochs_csv)
         << "step,epoch,train_loss,train_accuracy,test_loss,test_error,wall_seconds,images_per_second\n";
+    std::ofstream(train_eval_csv) << "step,epoch,loss,accuracy,wall_seconds,eval_seconds\n";
     std::ofstream command(out / "command.txt");
     command << "raisin train";
     for (const auto& [name, value] : flags.values())
@@ -238,7 +241,8 @@ RunSummary run_training(Flags& flags) {
   FILE* log = std::fopen((out / "log.txt").c_str(), resuming ? "a" : "w");
   if (!log) throw error("raisin train: cannot write ", (out / "log.txt").string(), " (", std::strerror(errno), ")");
   std::unique_ptr<FILE, int (*)(FILE*)> log_closer(log, &std::fclose);
-  std::ofstream steps_out(steps_csv, std::ios::app), epochs_out(epochs_csv, std::ios::app);
+  std::ofstream steps_out(steps_csv, std::ios::app), epochs_out(epochs_csv, std::ios::app),
+      train_eval_out(train_eval_csv, std::ios::app);
 
   Progress progress(log, flags.integer("log-every", 1, INT32_MAX));
   char text[512];
@@ -268,8 +272,28 @@ RunSummary run_training(Flags& flags) {
 
   const int64_t total_steps = int64_t(std::ceil(epochs * double(data.train.count) / options.batch - 1e-9));
   const double stop_after = flags.real("stop-after", 0, 1e6);
+  const double eval_train_every = flags.real("eval-train-every", 0, 1e6);
+  // Evaluations of the training set are due whenever progress passes a multiple of the cadence.
+  auto train_eval_index = [&] {
+    return eval_train_every > 0 ? int64_t(std::floor(trainer.progress() / eval_train_every + 1e-9)) : 0;
+  };
+
+  // The training clock: wall-clock time less evaluations and checkpoint writes, which run
+  // off_the_clock. Every wall_seconds column, the images/s rates and the summary use it, so samplers
+  // are compared on training time only (the oracle's passes over the training set are its training
+  // cost and stay on the clock).
   const auto start = std::chrono::steady_clock::now();
   auto interval_start = start;
+  double paused = 0;
+  auto training_seconds = [&] { return wall_offset + seconds_since(start) - paused; };
+  auto off_the_clock = [&](auto&& work) {
+    const auto begin = std::chrono::steady_clock::now();
+    work();
+    const auto spent = std::chrono::steady_clock::now() - begin;
+    paused += std::chrono::duration<double>(spent).count();
+    interval_start += spent;
+    return std::chrono::duration<double>(spent).count();
+  };
   int64_t interval_steps = 0;
   double images_per_second = 0;
   RunSummary summary;
@@ -279,6 +303,7 @@ RunSummary run_training(Flags& flags) {
 
   while (trainer.progress() < epochs - 1e-9) {
     const int64_t epoch_before = int64_t(std::floor(trainer.progress() + 1e-9));
+    const int64_t train_eval_before = train_eval_index();
     const StepResult r = trainer.step();
     epoch_loss_sum += r.loss;
     epoch_accuracy_sum += r.accuracy;
@@ -292,7 +317,7 @@ RunSummary run_training(Flags& flags) {
     } else if (images_per_second == 0 && interval > 0) {
       images_per_second = interval_steps * options.batch / interval;
     }
-    const double wall = wall_offset + seconds_since(start);
+    const double wall = training_seconds();  // at the end of this step, for every row about it
     steps_out << r.step << ',' << trainer.progress() << ',' << r.loss << ',' << r.accuracy << ',' << r.lr << ','
               << r.lr_multiplier << ',' << wall << ',' << images_per_second << '\n';
 
@@ -303,25 +328,36 @@ RunSummary run_training(Flags& flags) {
 
     const bool epoch_done = int64_t(std::floor(trainer.progress() + 1e-9)) > epoch_before;
     const bool finished = trainer.progress() >= epochs - 1e-9;
+    if (eval_train_every > 0 && (train_eval_index() > train_eval_before || finished)) {
+      Evaluation full;
+      const double seconds = off_the_clock([&] { full = trainer.evaluate(data.train); });
+      train_eval_out << trainer.steps() << ',' << trainer.progress() << ',' << full.loss << ',' << full.accuracy << ','
+                     << wall << ',' << seconds << '\n';
+      train_eval_out.flush();
+      std::snprintf(text, sizeof text, "epoch %.2f  step %lld  whole training set (evaluation mode): loss %.4f  acc %.2f%%  (%.1f s, off the clock)",
+                    trainer.progress(), (long long)trainer.steps(), full.loss, 100 * full.accuracy, seconds);
+      progress.line(text);
+      summary.final_full_train_loss = full.loss;
+      summary.final_full_train_accuracy = full.accuracy;
+    }
     if (!epoch_done && !finished) continue;
 
-    test = trainer.evaluate(data.test);
+    off_the_clock([&] { test = trainer.evaluate(data.test); });
     const double train_loss = epoch_loss_sum / epoch_steps, train_accuracy = epoch_accuracy_sum / epoch_steps;
-    const double wall_now = wall_offset + seconds_since(start);
     epochs_out << trainer.steps() << ',' << trainer.progress() << ',' << train_loss << ',' << train_accuracy << ','
-               << test.loss << ',' << 1 - test.accuracy << ',' << wall_now << ',' << images_per_second << '\n';
+               << test.loss << ',' << 1 - test.accuracy << ',' << wall << ',' << images_per_second << '\n';
     epochs_out.flush();
     steps_out.flush();
     std::snprintf(text, sizeof text,
                   "epoch %.2f  step %lld  train loss %.4f  train acc %.2f%%  test loss %.4f  test acc %.2f%%  %.0f img/s  %s",
                   trainer.progress(), (long long)trainer.steps(), train_loss, 100 * train_accuracy, test.loss,
-                  100 * test.accuracy, images_per_second, format_duration(wall_now).c_str());
+                  100 * test.accuracy, images_per_second, format_duration(wall).c_str());
     progress.line(text);
     if (const std::string status = rais_status(*sampler); !status.empty()) progress.line(status);
     summary.final_train_loss = train_loss;
     epoch_loss_sum = epoch_accuracy_sum = 0;
     epoch_steps = 0;
-    checkpoint(wall_now);
+    off_the_clock([&] { checkpoint(wall); });
     if (stop_after > 0 && trainer.progress() >= stop_after - 1e-9 && !finished) {
       stopped_early = true;
       break;
@@ -333,7 +369,7 @@ RunSummary run_training(Flags& flags) {
   summary.epochs = trainer.progress();
   summary.test_loss = test.loss;
   summary.test_accuracy = test.accuracy;
-  summary.wall_seconds = wall_offset + seconds_since(start);
+  summary.wall_seconds = training_seconds();
   if (stopped_early) {
     progress.line("stopped after epoch " + exact(trainer.progress()) + "; continue with: raisin train --resume " + out.string());
   } else {
