@@ -55,6 +55,7 @@ const Backend kCpuBackend{
 };
 
 const Backend* cuda_table = nullptr;
+std::string (*cuda_loader)() = nullptr;
 
 }  // namespace
 
@@ -69,6 +70,18 @@ const Backend& backend(Device device) {
 const Backend& cpu_backend() { return kCpuBackend; }
 
 bool has_backend(Device::Kind kind) { return kind == Device::Kind::cpu || cuda_table != nullptr; }
+
+void set_backend_loader(Device::Kind kind, std::string (*loader)()) {
+  if (kind == Device::Kind::cpu) throw error("set_backend_loader: the cpu backend is built in");
+  cuda_loader = loader;
+}
+
+std::string ensure_backend(Device::Kind kind) {
+  if (has_backend(kind)) return "";
+  if (!cuda_loader) return "this raisin was built without CUDA (nvcc was not found when it was configured)";
+  static const std::string reason = cuda_loader();  // probe the driver once
+  return has_backend(kind) ? "" : reason;
+}
 
 void register_backend(Device::Kind kind, const Backend* table) {
   if (kind == Device::Kind::cpu) throw error("register_backend: the cpu backend is built in");

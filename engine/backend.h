@@ -6,6 +6,7 @@
 // (decltype), so a CUDA twin whose signature drifted fails to compile where the table is filled.
 #pragma once
 #include <cstddef>
+#include <string>
 
 #include "engine/tensor.h"
 #include "kernels/cpu/kernels.h"
@@ -57,6 +58,11 @@ struct Backend {
 const Backend& backend(Device device);
 // Whether a backend for this kind of device is registered (the CPU always is).
 bool has_backend(Device::Kind kind);
+// Programs built with CUDA install the function that registers the CUDA backend (it returns "" or why
+// it could not); it runs the first time a GPU is asked for, so CPU runs never initialise CUDA.
+void set_backend_loader(Device::Kind kind, std::string (*loader)());
+// "" when a backend for `kind` is registered or its loader registers one now; else why not.
+std::string ensure_backend(Device::Kind kind);
 // Installs the table for a kind of device (the CUDA library calls this; the table must outlive its use);
 // null removes it.
 void register_backend(Device::Kind kind, const Backend* table);

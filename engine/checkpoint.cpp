@@ -30,10 +30,9 @@ std::vector<int64_t> dims(const Shape& shape) {
   return out;
 }
 
-safetensors::Entry to_entry(const std::string& path, std::string name, const Tensor& t) {
-  if (!t.defined()) throw error("checkpoint ", path, ": cannot save '", name, "': the tensor is undefined");
-  if (!t.device().is_cpu())
-    throw error("checkpoint ", path, ": cannot save '", name, "' (", t.str(), "): copy it to the cpu first");
+safetensors::Entry to_entry(const std::string& path, std::string name, const Tensor& on_device) {
+  if (!on_device.defined()) throw error("checkpoint ", path, ": cannot save '", name, "': the tensor is undefined");
+  const Tensor t = on_device.to(Device::cpu());  // a host copy of a GPU tensor; the tensor itself on the cpu
   safetensors::Entry e{std::move(name), file_dtype(t.dtype()), dims(t.shape()),
                        std::vector<std::byte>(size_t(t.numel()) * dtype_size(t.dtype()))};
   if (!e.data.empty()) {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <sstream>
 
+#include "engine/backend.h"
 #include "engine/checkpoint.h"
 #include "engine/dataset.h"
 #include "engine/error.h"
@@ -55,7 +56,7 @@ void declare_train_flags(Flags& f) {
   f.add("rais-uniform-share", "0", "rais: mix this share of uniform sampling into p");
   f.add("rais-floor", "0.01", "rais: floor of d for the constant feature, as a fraction of (mean proxy norm)^2");
   f.add("rais-trace", "", "rais: write the records, (c, d) and every example's features and p at each PT solve into this folder (CSV; see its FORMAT.txt)");
-  f.add("device", "cpu", "cpu, cuda or auto");
+  f.add("device", "auto", "cpu, cuda, or auto (the GPU when one can be used, else the cpu)");
   f.add("threads", "0", "CPU threads for OpenMP and OpenBLAS (0: all cores)");
   f.add("seed", "1", "seed for initialisation, shuffling, dropout and augmentation");
   f.add("out", "runs/train", "run folder (metrics, log, checkpoints)");
@@ -148,6 +149,16 @@ std::string rais_status(const Sampler& sampler) {
   return out.str();
 }
 
+// cpu; cuda (an error naming the reason when no GPU can be used); auto: cuda when a GPU can be used.
+Device resolve_device(const std::string& name) {
+  if (name == "cpu") return Device::cpu();
+  if (name != "cuda" && name != "auto") throw error("raisin train: --device ", name, " is not one of cpu, cuda, auto");
+  const std::string reason = ensure_backend(Device::Kind::cuda);
+  if (reason.empty()) return Device::cuda(0);
+  if (name == "auto") return Device::cpu();
+  throw error("raisin train: --device cuda: ", reason, "; use --device cpu");
+}
+
 void configure_threads(int64_t threads) {
   if (threads <= 0) return;
   omp_set_num_threads(int(threads));
@@ -176,11 +187,7 @@ RunSummary run_training(Flags& flags) {
     flags.set("out", dir.string());
   }
 
-  const std::string device = flags.str("device");
-  if (device != "cpu" && device != "auto" && device != "cuda")
-    throw error("raisin train: --device ", device, " is not one of cpu, cuda, auto");
-  if (device == "cuda")
-    throw error("raisin train: --device cuda is not available: this raisin trains on the CPU only so far; use --device cpu");
+  const Device device = resolve_device(flags.str("device"));
   configure_threads(flags.integer("threads", 0, 1024));
 
   // ---- data and model ----
@@ -190,6 +197,7 @@ RunSummary run_training(Flags& flags) {
   const uint64_t seed = uint64_t(flags.integer("seed", 0, INT64_MAX));
   auto model = make_model(flags.str("model"),
                           {data.train.channels, data.train.height, data.train.width, data.train.classes}, seed);
+  model->to(device);
 
   TrainOptions options;
   options.batch = int(flags.integer("batch", 1, 1 << 20));
@@ -246,9 +254,9 @@ RunSummary run_training(Flags& flags) {
 
   Progress progress(log, flags.integer("log-every", 1, INT32_MAX));
   char text[512];
-  std::snprintf(text, sizeof text, "%s %s on %s (%s): %lld train / %lld test images %dx%dx%d, %lld parameters, batch %d, %g epochs",
+  std::snprintf(text, sizeof text, "%s %s on %s (%s) on %s: %lld train / %lld test images %dx%dx%d, %lld parameters, batch %d, %g epochs",
                 resuming ? "resuming" : "training", flags.str("model").c_str(), flags.str("data").c_str(),
-                data.source.c_str(), (long long)data.train.count, (long long)data.test.count, data.train.channels,
+                data.source.c_str(), device.str().c_str(), (long long)data.train.count, (long long)data.test.count, data.train.channels,
                 data.train.height, data.train.width, (long long)model->parameter_count(), options.batch, epochs);
   progress.line(text);
   if (flags.str("data") == "cifar10")

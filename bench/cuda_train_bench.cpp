@@ -1,0 +1,60 @@
+// Whole training steps on the GPU (gather and augmentation on the device, forward, fused loss, backward,
+// SGD) for the built-in models, in images/s, and the cost of RAIS there: the same step with the `rais`
+// sampler against `uniform-iid` (RAIS.md §6). Each step still reads back its loss, proxy norms and
+// logits (a few KB), so this is the step as `raisin train --device cuda` runs it today. Skips without a GPU.
+//   raisin_cuda_train_bench [--benchmark_filter=resnet20]
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <string>
+
+#include "engine/cuda/backend.h"
+#include "engine/dataset.h"
+#include "engine/sampler.h"
+#include "engine/trainer.h"
+#include "models/models.h"
+#include "rais/rais_sampler.h"
+
+namespace raisin {
+namespace {
+
+// model name, channels, side, sampler ("uniform", "uniform-iid" or "rais"): lenet5 on 1x28x28
+// (Fashion-MNIST's shape), the rest on 3x32x32 (CIFAR's, with crop and flip).
+void BM_GpuTrainStep(benchmark::State& state, const char* model_name, int channels, int side, const char* sampler_name) {
+  if (const std::string reason = register_cuda_backend(); !reason.empty()) {
+    state.SkipWithError(reason.c_str());
+    return;
+  }
+  const int batch = int(state.range(0));
+  const Dataset data = make_synthetic(8192, channels, side, side, 10, 1);
+  const Normalization normalization = channel_statistics(data);
+  auto model = make_model(model_name, {channels, side, side, 10}, 1);
+  model->to(Device::cuda(0));
+  std::unique_ptr<Sampler> sampler;
+  const std::string name = sampler_name;
+  if (name == "rais") sampler = std::make_unique<rais::RaisSampler>(data.count, 1);
+  else if (name == "uniform-iid") sampler = std::make_unique<UniformIidSampler>(data.count, 1);
+  else sampler = std::make_unique<ShuffledSampler>(data.count, 1);
+  TrainOptions options;
+  options.batch = batch;
+  options.schedule.kind = Schedule::Kind::constant;
+  options.schedule.base_lr = 0.01f;
+  options.crop_padding = side == 32 ? 4 : 0;
+  options.flip = side == 32;
+  Trainer trainer(*model, data, normalization, *sampler, options);
+  for (int i = 0; i < 100; ++i) trainer.step();  // warm-up: cuDNN plans, arena size, RAIS past its warm-up epoch
+  for (auto _ : state) benchmark::DoNotOptimize(trainer.step());
+  state.SetItemsProcessed(state.iterations() * batch);
+  state.counters["images/s"] = benchmark::Counter(double(state.iterations()) * batch, benchmark::Counter::kIsRate);
+}
+
+BENCHMARK_CAPTURE(BM_GpuTrainStep, lenet5, "lenet5", 1, 28, "uniform")->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuTrainStep, resnet20, "resnet20", 3, 32, "uniform")->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuTrainStep, vgg_small, "vgg-small", 3, 32, "uniform")->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuTrainStep, resnet20_uniform_iid, "resnet20", 3, 32, "uniform-iid")->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuTrainStep, resnet20_rais, "resnet20", 3, 32, "rais")->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+}  // namespace raisin
+
+BENCHMARK_MAIN();
