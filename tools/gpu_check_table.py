@@ -91,13 +91,16 @@ def main():
         print(f"RAIS overhead per resnet20 step (rais vs uniform-iid): {100 * (rais / iid - 1):+.1f}% "
               f"({rais / 1e3:.2f} vs {iid / 1e3:.2f} ms)")
 
-    epochs = logdir / "mnist-lenet5" / "epochs.csv"
-    if epochs.exists():
-        last = list(csv.DictReader(epochs.open()))[-1]
-        print(f"raisin train --device cuda, lenet5 on MNIST, 1 epoch: test accuracy "
-              f"{100 * (1 - float(last['test_error'])):.2f}%, {float(last['images_per_second']):.0f} img/s")
-    else:
-        print("raisin train --device cuda: no epochs.csv (see train_cli.log)")
+    for folder, what in (("mnist-lenet5", "lenet5 on MNIST"), ("cifar10-resnet20", "resnet20 on CIFAR-10")):
+        epochs = logdir / folder / "epochs.csv"
+        rows = list(csv.DictReader(epochs.open())) if epochs.exists() else []
+        if rows:
+            last = rows[-1]
+            print(f"raisin train --device cuda, {what}, {float(last['epoch']):.0f} epochs: test accuracy "
+                  f"{100 * (1 - float(last['test_error'])):.2f}%, {float(last['images_per_second']):.0f} img/s, "
+                  f"{float(last['wall_seconds']):.1f} s of training")
+        else:
+            print(f"raisin train --device cuda, {what}: no epochs.csv (see its log)")
 
 
 if __name__ == "__main__":

@@ -317,13 +317,14 @@ RunSummary run_training(Flags& flags) {
     epoch_accuracy_sum += r.accuracy;
     ++epoch_steps;
     ++interval_steps;
+    // images/s over windows of at least a second, also closed at each epoch's end (a GPU epoch can take
+    // less than a second); the first step (warm-up: cuDNN plans, first-touch pages) is a window alone.
     const double interval = seconds_since(interval_start);
-    if (interval >= 1.0) {
+    const bool epoch_ends = int64_t(std::floor(trainer.progress() + 1e-9)) > epoch_before || trainer.progress() >= epochs - 1e-9;
+    if (interval > 0 && (interval >= 1.0 || epoch_ends || images_per_second == 0)) {
       images_per_second = interval_steps * options.batch / interval;
       interval_start = std::chrono::steady_clock::now();
       interval_steps = 0;
-    } else if (images_per_second == 0 && interval > 0) {
-      images_per_second = interval_steps * options.batch / interval;
     }
     const double wall = training_seconds();  // at the end of this step, for every row about it
     steps_out << r.step << ',' << trainer.progress() << ',' << r.loss << ',' << r.accuracy << ',' << r.lr << ','
