@@ -1,4 +1,4 @@
-// The caching device allocator and the per-step arena (memory.h).
+// The caching device allocator (memory.h).
 #include "kernels/cuda/memory.h"
 
 #include <algorithm>
@@ -108,46 +108,6 @@ CachingAllocator& device_allocator() {
   if (int(per_device.size()) <= device) per_device.resize(device + 1, nullptr);
   if (per_device[device] == nullptr) per_device[device] = new CachingAllocator;
   return *per_device[device];
-}
-
-// ---- Arena ----
-
-Arena::Arena(size_t chunk_bytes, CachingAllocator& allocator, cudaStream_t stream)
-    : chunk_bytes_(round_up(chunk_bytes, kAlignment)), allocator_(allocator), stream_(stream) {}
-
-Arena::~Arena() {
-  for (const Chunk& chunk : chunks_) allocator_.free(chunk.base);
-}
-
-void* Arena::allocate(size_t bytes) {
-  if (bytes == 0) return nullptr;
-  const size_t size = round_up(bytes, kAlignment);
-  // Move on past chunks too full for this request (the same ones every step, so addresses repeat).
-  while (current_ < chunks_.size() && offset_ + size > chunks_[current_].bytes) {
-    current_++;
-    offset_ = 0;
-  }
-  if (current_ == chunks_.size()) {
-    const size_t chunk = std::max(chunk_bytes_, size);
-    chunks_.push_back(Chunk{static_cast<char*>(allocator_.allocate(chunk, stream_)), chunk});
-  }
-  char* ptr = chunks_[current_].base + offset_;
-  offset_ += size;
-  used_ += size;
-  peak_used_ = std::max(peak_used_, used_);
-  return ptr;
-}
-
-void Arena::reset() {
-  current_ = 0;
-  offset_ = 0;
-  used_ = 0;
-}
-
-size_t Arena::bytes_reserved() const {
-  size_t total = 0;
-  for (const Chunk& chunk : chunks_) total += chunk.bytes;
-  return total;
 }
 
 }  // namespace raisin::cuda

@@ -1,14 +1,10 @@
-// Device memory for the CUDA backend: a caching allocator for long-lived buffers (parameters, optimizer
-// state, the resident dataset) and an arena for the activations of one training step.
+// Device memory for the CUDA backend: a caching allocator for every device buffer (parameters, optimizer
+// state, the resident dataset, and the blocks of the engine's per-step Arena, engine/memory.h).
 //
 // CachingAllocator: requests are rounded up to a size class and served from blocks that earlier frees
 // left on a free list of the same class and stream, so a steady training loop stops calling cudaMalloc
 // (which is slow and synchronises the device) after its first step. A block is only reused on the stream
 // it was freed on, where stream order makes the reuse safe without events.
-//
-// Arena: bump allocation from big chunks, reset() at the start of each step. The same sequence of
-// requests after a reset gets the same addresses, which is what lets a whole step be captured once as a
-// CUDA graph and replayed. When a step needs more, the arena adds a chunk; existing chunks never move.
 //
 // Compiled by nvcc and, for the emulated backend, as C++ (cudaMalloc and cudaFree only).
 #pragma once
@@ -71,45 +67,5 @@ class CachingAllocator {
 // The allocator of the current device (one per device, created on first use, kept until the process
 // exits: freeing from a static destructor would race CUDA's own teardown).
 CachingAllocator& device_allocator();
-
-class Arena {
- public:
-  // Chunks of chunk_bytes (or a single request's size, when larger) from `allocator`, used on `stream`.
-  Arena(size_t chunk_bytes, CachingAllocator& allocator, cudaStream_t stream);
-  // Returns the chunks to the allocator.
-  ~Arena();
-  Arena(const Arena&) = delete;
-  Arena& operator=(const Arena&) = delete;
-
-  // `bytes` of this step's memory, 256-byte aligned; null for 0 bytes. Valid until the next reset().
-  void* allocate(size_t bytes);
-  template <class T>
-  T* allocate_array(int64_t count) {
-    return static_cast<T*>(allocate(sizeof(T) * size_t(count)));
-  }
-  // Starts the next step: every earlier allocation is released and the next ones start again at the
-  // beginning of the first chunk.
-  void reset();
-
-  size_t bytes_used() const { return used_; }            // this step, alignment included
-  size_t peak_bytes_used() const { return peak_used_; }  // the most any step has used
-  size_t bytes_reserved() const;                         // all chunks together
-  size_t chunk_count() const { return chunks_.size(); }
-
-  static constexpr size_t kAlignment = 256;  // what cudaMalloc guarantees, and vector loads need
-
- private:
-  struct Chunk {
-    char* base;
-    size_t bytes;
-  };
-  size_t chunk_bytes_;
-  CachingAllocator& allocator_;
-  cudaStream_t stream_;
-  std::vector<Chunk> chunks_;
-  size_t current_ = 0;  // the chunk being filled
-  size_t offset_ = 0;   // bytes taken from it
-  size_t used_ = 0, peak_used_ = 0;
-};
 
 }  // namespace raisin::cuda

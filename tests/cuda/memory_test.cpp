@@ -1,7 +1,7 @@
-// The caching device allocator and the per-step arena: freed blocks are reused by requests of the same
-// size class on the same stream without another cudaMalloc, the statistics add up, empty_cache gives the
-// cached blocks back; arena addresses repeat from step to step, and growing adds a chunk without moving
-// (or overwriting) what earlier allocations hold. Runs on the GPU and, emulated, in CI.
+// The caching device allocator: freed blocks are reused by requests of the same size class on the same
+// stream without another cudaMalloc, the statistics add up, empty_cache gives the cached blocks back.
+// Runs on the GPU and, emulated, in CI. (The engine's per-step Arena over this allocator is tested with
+// the engine: tests/engine/tensor_test.cpp, tests/device/.)
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -14,7 +14,6 @@
 namespace raisin {
 namespace {
 
-using cuda::Arena;
 using cuda::CachingAllocator;
 
 // The allocator only uses a stream as a key, never passes it to CUDA: two made-up handles stand for
@@ -125,69 +124,6 @@ TEST_F(CudaMemory, DeviceAllocatorIsOnePerDevice) {
   void* p = cuda::device_allocator().allocate(4096, cuda::current_stream());
   EXPECT_NE(p, nullptr);
   cuda::device_allocator().free(p);
-}
-
-// One step's requests: sizes that leave partial chunks, one larger than a chunk, a zero-byte one.
-std::vector<void*> run_step(Arena& arena) {
-  std::vector<void*> ptrs;
-  for (size_t bytes : {size_t(1000), size_t(3000), size_t(10), size_t(9000), size_t(0), size_t(2500), size_t(1)})
-    ptrs.push_back(arena.allocate(bytes));
-  return ptrs;
-}
-
-TEST_F(CudaMemory, ArenaAddressesRepeatAfterReset) {
-  CachingAllocator allocator;
-  Arena arena(4096, allocator, kStreamA);
-  const std::vector<void*> first = run_step(arena);
-  const size_t chunks = arena.chunk_count(), reserved = arena.bytes_reserved();
-  const size_t used = arena.bytes_used();
-  EXPECT_EQ(used, size_t(1024 + 3072 + 256 + 9216 + 2560 + 256));
-  EXPECT_EQ(first[4], nullptr);  // 0 bytes
-  for (void* p : first) {
-    if (p != nullptr) {
-      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % Arena::kAlignment, 0u);
-    }
-  }
-  for (int step = 0; step < 3; ++step) {
-    arena.reset();
-    EXPECT_EQ(arena.bytes_used(), 0u);
-    EXPECT_EQ(run_step(arena), first) << "step " << step;
-    EXPECT_EQ(arena.chunk_count(), chunks);  // no growth once the first step has run
-    EXPECT_EQ(arena.bytes_reserved(), reserved);
-  }
-  EXPECT_EQ(arena.peak_bytes_used(), used);
-  EXPECT_EQ(allocator.stats().device_mallocs, int64_t(chunks));
-}
-
-TEST_F(CudaMemory, ArenaGrowsByAddingChunksWithoutMovingData) {
-  CachingAllocator allocator;
-  {
-    Arena arena(4096, allocator, kStreamA);
-    float* a = arena.allocate_array<float>(512);  // 2 KiB of the first chunk
-    fill_device(a, 512, 100.0f);
-    float* b = arena.allocate_array<float>(768);  // 3 KiB: does not fit after a, so a second chunk
-    fill_device(b, 768, 200.0f);
-    EXPECT_EQ(arena.chunk_count(), 2u);
-    float* c = arena.allocate_array<float>(4096);  // 16 KiB: larger than a chunk, gets one of its own
-    fill_device(c, 4096, 300.0f);
-    EXPECT_EQ(arena.chunk_count(), 3u);
-    EXPECT_EQ(arena.bytes_reserved(), size_t(4096 + 4096 + 16384));
-    EXPECT_TRUE(holds_pattern(a, 512, 100.0f));
-    EXPECT_TRUE(holds_pattern(b, 768, 200.0f));
-    EXPECT_TRUE(holds_pattern(c, 4096, 300.0f));
-
-    // A bigger next step reuses the three chunks in order and appends one for what is new.
-    arena.reset();
-    EXPECT_EQ(arena.allocate_array<float>(512), a);
-    EXPECT_EQ(arena.allocate_array<float>(768), b);
-    EXPECT_EQ(arena.allocate_array<float>(4096), c);
-    float* d = arena.allocate_array<float>(1024);
-    EXPECT_EQ(arena.chunk_count(), 4u);
-    EXPECT_TRUE(d != a && d != b && d != c);
-    EXPECT_EQ(allocator.stats().bytes_in_use, int64_t(arena.bytes_reserved()));
-  }
-  EXPECT_EQ(allocator.stats().bytes_in_use, 0);  // the arena gave its chunks back
-  EXPECT_EQ(allocator.stats().bytes_cached, int64_t(4096 + 4096 + 16384 + 4096));
 }
 
 }  // namespace
