@@ -1,6 +1,8 @@
 // Vose's alias method ("A linear algorithm for generating random numbers with a given distribution",
 // IEEE TSE 1991), with the numerically careful ending: leftovers of either worklist keep prob = 1,
-// except zero-weight items, which must never be drawn.
+// except zero-weight items, which must never be drawn. The sum, the scaling and the partition into
+// small and large items run on OpenMP threads in fixed blocks (rais/blocks.h), so the table does not
+// depend on the number of threads; the pairing loop is sequential.
 #include "rais/alias.h"
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <string>
 
 #include "kernels/philox.h"
+#include "rais/blocks.h"
 
 namespace raisin::rais {
 
@@ -17,20 +20,36 @@ void AliasTable::build(const double* weights, int64_t n) {
   if (n < 1 || n > int64_t(std::numeric_limits<int32_t>::max())) {
     throw std::invalid_argument("alias table: need 1 <= n <= 2^31 - 1 items, got " + std::to_string(n));
   }
-  // Sum with four accumulators (the add chain bounds this loop) and a branch-free validity check.
-  double partial[4] = {0.0, 0.0, 0.0, 0.0};
-  bool valid = true;
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    for (int k = 0; k < 4; ++k) {
-      const double w = weights[i + k];
-      valid &= (w >= 0.0) & (w <= std::numeric_limits<double>::max());
-      partial[k] += w;
+  // Per-block sums with four accumulators (the add chain bounds this loop) and a branch-free validity
+  // check, and per-block counts of small items (for the partition below).
+  constexpr int64_t kBlock = 8192;
+  const int64_t blocks = block_count(n, kBlock);
+  block_sums_.assign(size_t(blocks), 0.0);
+  block_small_.assign(size_t(blocks) + 1, 0);
+  std::vector<char> block_valid(static_cast<size_t>(blocks));
+  for_blocks(n, kBlock, [&](int64_t begin, int64_t end, int64_t b) {
+    double partial[4] = {0.0, 0.0, 0.0, 0.0};
+    bool valid = true;
+    int64_t i = begin;
+    for (; i + 4 <= end; i += 4) {
+      for (int k = 0; k < 4; ++k) {
+        const double w = weights[i + k];
+        valid &= (w >= 0.0) & (w <= std::numeric_limits<double>::max());
+        partial[k] += w;
+      }
     }
-  }
-  for (; i < n; ++i) {
-    valid &= (weights[i] >= 0.0) & (weights[i] <= std::numeric_limits<double>::max());
-    partial[0] += weights[i];
+    for (; i < end; ++i) {
+      valid &= (weights[i] >= 0.0) & (weights[i] <= std::numeric_limits<double>::max());
+      partial[0] += weights[i];
+    }
+    block_sums_[size_t(b)] = (partial[0] + partial[1]) + (partial[2] + partial[3]);
+    block_valid[size_t(b)] = valid;
+  });
+  double total = 0.0;
+  bool valid = true;
+  for (int64_t b = 0; b < blocks; ++b) {
+    total += block_sums_[size_t(b)];
+    valid &= block_valid[size_t(b)] != 0;
   }
   if (!valid) {
     for (int64_t j = 0; j < n; ++j) {
@@ -40,7 +59,6 @@ void AliasTable::build(const double* weights, int64_t n) {
       }
     }
   }
-  const double total = (partial[0] + partial[1]) + (partial[2] + partial[3]);
   if (!(total > 0.0) || !std::isfinite(total)) {
     throw std::invalid_argument("alias table: the weights sum to " + std::to_string(total));
   }
@@ -51,25 +69,34 @@ void AliasTable::build(const double* weights, int64_t n) {
   scaled_.resize(count);
   const double inv_total = 1.0 / total, nd = double(n);
   double* q = scaled_.data();
-  for (size_t k = 0; k < count; ++k) {
-    p_[k] = weights[k] * inv_total;
-    q[k] = p_[k] * nd;
-  }
+  for_blocks(n, kBlock, [&](int64_t begin, int64_t end, int64_t b) {
+    int64_t small_items = 0;
+    for (int64_t k = begin; k < end; ++k) {
+      p_[size_t(k)] = weights[k] * inv_total;
+      q[k] = p_[size_t(k)] * nd;
+      small_items += q[k] < 1.0;
+    }
+    block_small_[size_t(b) + 1] = small_items;
+  });
   // Vose's worklists as plain arrays: a branch-free partition into small (q < 1) and large (q ≥ 1)
-  // items, then each small item takes its missing mass from the large item on top of the stack; a
-  // large item that drops below 1 moves onto the small stack.
+  // items in index order (each block writes at its offsets), then each small item takes its missing
+  // mass from the large item on top of the stack; a large item that drops below 1 moves onto the
+  // small stack.
+  for (int64_t b = 0; b < blocks; ++b) block_small_[size_t(b) + 1] += block_small_[size_t(b)];
   small_.resize(count);
   large_.resize(count);
   int32_t* small = small_.data();
   int32_t* large = large_.data();
-  size_t ns = 0, nl = 0;
-  for (size_t i = 0; i < count; ++i) {
-    small[ns] = int32_t(i);
-    large[nl] = int32_t(i);
-    const bool is_small = q[i] < 1.0;
-    ns += is_small;
-    nl += !is_small;
-  }
+  for_blocks(n, kBlock, [&](int64_t begin, int64_t end, int64_t b) {
+    size_t ns = size_t(block_small_[size_t(b)]), nl = size_t(begin - block_small_[size_t(b)]);
+    for (int64_t i = begin; i < end; ++i) {
+      const bool is_small = q[i] < 1.0;
+      *(is_small ? small + ns : large + nl) = int32_t(i);  // a select, not a branch; no write outside the block's slots
+      ns += is_small;
+      nl += !is_small;
+    }
+  });
+  size_t ns = size_t(block_small_[size_t(blocks)]), nl = count - ns;
   // The current large item's remaining mass lives in a register until it drops below 1.
   int32_t l = nl > 0 ? large[nl - 1] : 0;
   double ql = nl > 0 ? q[l] : 0.0;

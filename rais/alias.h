@@ -45,6 +45,8 @@ class AliasTable {
   std::vector<int32_t> alias_;  // per slot: otherwise take this item
   std::vector<double> scaled_;  // build scratch: n·p_i, then the remaining mass
   std::vector<int32_t> small_, large_;  // build scratch: Vose's worklists
+  std::vector<double> block_sums_;      // build scratch: per-block weight sums
+  std::vector<int64_t> block_small_;    // build scratch: small items before each block
 };
 
 }  // namespace raisin::rais

@@ -6,10 +6,15 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include "rais/blocks.h"
 
 namespace raisin::rais {
 
 namespace {
+
+constexpr int64_t kBlock = 8192;  // examples per block of the parallel passes (rais/blocks.h)
 
 void require_nonnegative(const double* x, int64_t n, const char* what) {
   for (int64_t i = 0; i < n; ++i) {
@@ -26,24 +31,28 @@ void centres_and_widths(const float* features, int64_t n, int dim, const double*
                         double* d_hat) {
   if (dim == kFeatureCount) {  // the engine's case: unrolled
     const double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3], d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3];
-    for (int64_t i = 0; i < n; ++i) {
-      const float* s = features + i * kFeatureCount;
-      const double s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
-      c_hat[i] = (c0 * s0 + c1 * s1) + (c2 * s2 + c3 * s3);
-      d_hat[i] = (d0 * s0 + d1 * s1) + (d2 * s2 + d3 * s3);
-    }
+    for_blocks(n, kBlock, [&](int64_t begin, int64_t end, int64_t) {
+      for (int64_t i = begin; i < end; ++i) {
+        const float* s = features + i * kFeatureCount;
+        const double s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+        c_hat[i] = (c0 * s0 + c1 * s1) + (c2 * s2 + c3 * s3);
+        d_hat[i] = (d0 * s0 + d1 * s1) + (d2 * s2 + d3 * s3);
+      }
+    });
     return;
   }
-  for (int64_t i = 0; i < n; ++i) {
-    const float* s = features + i * dim;
-    double ci = 0.0, di = 0.0;
-    for (int j = 0; j < dim; ++j) {
-      ci += c[j] * double(s[j]);
-      di += d[j] * double(s[j]);
+  for_blocks(n, kBlock, [&](int64_t begin, int64_t end, int64_t) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* s = features + i * dim;
+      double ci = 0.0, di = 0.0;
+      for (int j = 0; j < dim; ++j) {
+        ci += c[j] * double(s[j]);
+        di += d[j] * double(s[j]);
+      }
+      c_hat[i] = ci;
+      d_hat[i] = di;
     }
-    c_hat[i] = ci;
-    d_hat[i] = di;
-  }
+  });
 }
 
 double closed_form_worst_case(const double* c_hat, const double* d_hat, int64_t n) {
@@ -70,30 +79,44 @@ void robust_p(const double* c_hat, const double* d_hat, int64_t n, double unifor
     out.kind = DistributionCase::kUniform;
     return;
   }
-  // Sums with two accumulators each and a branch-free validity check; the offending entry is looked
-  // up only on failure.
-  double sc0 = 0.0, sc1 = 0.0, sd0 = 0.0, sd1 = 0.0;
-  bool valid = true;
+  // Per-block sums (two accumulators each) and a branch-free validity check; the offending entry is
+  // looked up only on failure.
+  const int64_t blocks = block_count(n, kBlock);
+  std::vector<double> block_sums(static_cast<size_t>(2 * blocks));
+  std::vector<char> block_valid(static_cast<size_t>(blocks));
   constexpr double kMax = std::numeric_limits<double>::max();
-  int64_t i = 0;
-  for (; i + 2 <= n; i += 2) {
-    valid &= (c_hat[i] >= 0.0) & (c_hat[i] <= kMax) & (d_hat[i] >= 0.0) & (d_hat[i] <= kMax);
-    valid &= (c_hat[i + 1] >= 0.0) & (c_hat[i + 1] <= kMax) & (d_hat[i + 1] >= 0.0) & (d_hat[i + 1] <= kMax);
-    sc0 += c_hat[i];
-    sd0 += d_hat[i];
-    sc1 += c_hat[i + 1];
-    sd1 += d_hat[i + 1];
-  }
-  for (; i < n; ++i) {
-    valid &= (c_hat[i] >= 0.0) & (c_hat[i] <= kMax) & (d_hat[i] >= 0.0) & (d_hat[i] <= kMax);
-    sc0 += c_hat[i];
-    sd0 += d_hat[i];
+  for_blocks(n, kBlock, [&](int64_t begin, int64_t end, int64_t b) {
+    double sc0 = 0.0, sc1 = 0.0, sd0 = 0.0, sd1 = 0.0;
+    bool valid = true;
+    int64_t i = begin;
+    for (; i + 2 <= end; i += 2) {
+      valid &= (c_hat[i] >= 0.0) & (c_hat[i] <= kMax) & (d_hat[i] >= 0.0) & (d_hat[i] <= kMax);
+      valid &= (c_hat[i + 1] >= 0.0) & (c_hat[i + 1] <= kMax) & (d_hat[i + 1] >= 0.0) & (d_hat[i + 1] <= kMax);
+      sc0 += c_hat[i];
+      sd0 += d_hat[i];
+      sc1 += c_hat[i + 1];
+      sd1 += d_hat[i + 1];
+    }
+    for (; i < end; ++i) {
+      valid &= (c_hat[i] >= 0.0) & (c_hat[i] <= kMax) & (d_hat[i] >= 0.0) & (d_hat[i] <= kMax);
+      sc0 += c_hat[i];
+      sd0 += d_hat[i];
+    }
+    block_sums[size_t(2 * b)] = sc0 + sc1;
+    block_sums[size_t(2 * b + 1)] = sd0 + sd1;
+    block_valid[size_t(b)] = valid;
+  });
+  double sc = 0.0, sd = 0.0;
+  bool valid = true;
+  for (int64_t b = 0; b < blocks; ++b) {
+    sc += block_sums[size_t(2 * b)];
+    sd += block_sums[size_t(2 * b + 1)];
+    valid &= block_valid[size_t(b)] != 0;
   }
   if (!valid) {
     require_nonnegative(c_hat, n, "c_hat");
     require_nonnegative(d_hat, n, "d_hat");
   }
-  const double sc = sc0 + sc1, sd = sd0 + sd1;
   const double nd = double(n);
   double k = 0.0, total = sc;
   out.kind = DistributionCase::kCentreOnly;
@@ -108,19 +131,26 @@ void robust_p(const double* c_hat, const double* d_hat, int64_t n, double unifor
 
   // Unnormalised weights ĉ + k·d̂ into p; exactly uniform when they are all equal (equal features).
   const double first = c_hat[0] + k * d_hat[0];
-  bool all_equal = true;
-  for (i = 0; i < n; ++i) {
-    const double w = c_hat[i] + k * d_hat[i];
-    p[i] = w;
-    all_equal &= w == first;
-  }
+  std::vector<char> block_equal(static_cast<size_t>(blocks));
+  for_blocks(n, kBlock, [&](int64_t begin, int64_t end, int64_t b) {
+    bool equal = true;
+    for (int64_t i = begin; i < end; ++i) {
+      const double w = c_hat[i] + k * d_hat[i];
+      p[i] = w;
+      equal &= w == first;
+    }
+    block_equal[size_t(b)] = equal;
+  });
+  const bool all_equal = std::all_of(block_equal.begin(), block_equal.end(), [](char e) { return e != 0; });
   if (!(total > 0.0) || !std::isfinite(total) || all_equal) {
     if (!(total > 0.0)) out.kind = DistributionCase::kUniform;
     std::fill(p, p + n, 1.0 / nd);
     return;
   }
   const double scale = (1.0 - uniform_share) / total, floor = uniform_share / nd;
-  for (i = 0; i < n; ++i) p[i] = p[i] * scale + floor;
+  for_blocks(n, kBlock, [&](int64_t begin, int64_t end, int64_t) {
+    for (int64_t i = begin; i < end; ++i) p[i] = p[i] * scale + floor;
+  });
 }
 
 void robust_distribution(const float* features, int64_t n, int dim, const double* c, const double* d,
@@ -221,18 +251,46 @@ void compute_features(const float* last_norm, const int64_t* last_seen, int64_t 
                       int64_t steps_per_epoch, float* features) {
   // Branch-free (which case applies is random across examples): 0/1 indicators times the norm, which
   // is finite, so the products are exact.
-  for (int64_t i = 0; i < n; ++i) {
-    float* f = features + i * kFeatureCount;
-    const float x = last_norm[i];
-    const float norm = (x > 0.0f) & (x <= std::numeric_limits<float>::max()) ? x : 0.0f;  // NaN, ±inf → 0
-    const int64_t seen = last_seen[i];
-    const float never = float(seen < 0);
-    const float recent = float((seen >= 0) & (step - seen < steps_per_epoch));
-    f[0] = 1.0f;
-    f[1] = recent * norm;
-    f[2] = (1.0f - never - recent) * norm;
-    f[3] = never;
-  }
+  for_blocks(n, kBlock, [&](int64_t begin, int64_t end, int64_t) {
+    for (int64_t i = begin; i < end; ++i) {
+      float* f = features + i * kFeatureCount;
+      const float x = last_norm[i];
+      const float norm = (x > 0.0f) & (x <= std::numeric_limits<float>::max()) ? x : 0.0f;  // NaN, ±inf → 0
+      const int64_t seen = last_seen[i];
+      const float never = float(seen < 0);
+      const float recent = float((seen >= 0) & (step - seen < steps_per_epoch));
+      f[0] = 1.0f;
+      f[1] = recent * norm;
+      f[2] = (1.0f - never - recent) * norm;
+      f[3] = never;
+    }
+  });
+}
+
+void feature_sums(const float* last_norm, const int64_t* last_seen, int64_t n, int64_t step, int64_t steps_per_epoch,
+                  double* sums) {
+  const int64_t blocks = block_count(n, kBlock);
+  std::vector<double> block_sums(static_cast<size_t>(blocks * kFeatureCount));
+  for_blocks(n, kBlock, [&](int64_t begin, int64_t end, int64_t b) {
+    double recent_sum = 0.0, stale_sum = 0.0, never_count = 0.0;
+    for (int64_t i = begin; i < end; ++i) {
+      const float x = last_norm[i];
+      const double norm = (x > 0.0f) & (x <= std::numeric_limits<float>::max()) ? double(x) : 0.0;
+      const int64_t seen = last_seen[i];
+      const bool never = seen < 0, recent = (seen >= 0) & (step - seen < steps_per_epoch);
+      recent_sum += recent ? norm : 0.0;
+      stale_sum += !never && !recent ? norm : 0.0;
+      never_count += never ? 1.0 : 0.0;
+    }
+    double* out = &block_sums[size_t(b * kFeatureCount)];
+    out[0] = double(end - begin);
+    out[1] = recent_sum;
+    out[2] = stale_sum;
+    out[3] = never_count;
+  });
+  std::fill(sums, sums + kFeatureCount, 0.0);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int k = 0; k < kFeatureCount; ++k) sums[k] += block_sums[size_t(b * kFeatureCount + k)];
 }
 
 }  // namespace raisin::rais

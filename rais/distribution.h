@@ -7,7 +7,8 @@
 //
 // Everything is computed and returned in double: p feeds the alias table (double) and the weights
 // ω_i = 1/(n·p_i), whose relative error should not depend on n. Features are float (they come from
-// float proxy norms) and are accumulated in double.
+// float proxy norms) and are accumulated in double. The O(n) passes run on OpenMP threads in fixed
+// blocks (rais/blocks.h): the results do not depend on the number of threads.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -74,5 +75,10 @@ int64_t steps_per_epoch(int64_t n, int64_t batch);
 // (step − last_seen < 0) counts as recent. Negative or non-finite last_norm is clamped to 0.
 void compute_features(const float* last_norm, const int64_t* last_seen, int64_t n, int64_t step,
                       int64_t steps_per_epoch, float* features);
+
+// sums[k] = Σ_i s_ik over the features compute_features would write (kFeatureCount values), in one
+// pass that writes no per-example output: the a of problem PT.
+void feature_sums(const float* last_norm, const int64_t* last_seen, int64_t n, int64_t step,
+                  int64_t steps_per_epoch, double* sums);
 
 }  // namespace raisin::rais

@@ -10,18 +10,22 @@
 // solver (dense, 2K ≤ 64 variables), then backtracks (Armijo) along the step; H = +∞ wherever some
 // record with e ≠ 0 would get δ ≤ 0, so the line search also keeps the iterate in H's domain. It stops
 // when the model predicts a relative decrease below options.tolerance (Newton: quadratic convergence,
-// so the KKT residuals are then at rounding level).
+// so the KKT residuals are then at rounding level). H and its derivatives are summed over fixed blocks
+// of records on OpenMP threads (rais/blocks.h): the result does not depend on the thread count.
 #include "rais/pt.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "rais/blocks.h"
+
 namespace raisin::rais {
 
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr int64_t kRecordBlock = 512;  // records per block of H and its derivatives
 
 bool all_finite(const std::vector<double>& x) {
   return std::all_of(x.begin(), x.end(), [](double t) { return std::isfinite(t); });
@@ -139,51 +143,72 @@ struct Work {
 
 // H at z = (c', x); +∞ outside the domain.
 double work_H(const Work& W, const std::vector<double>& z) {
-  double H = 0;
-  for (size_t j = 0; j < W.m; ++j) {
-    double ch = 0, dl = 0;
-    for (size_t k = 0; k < W.K; ++k) {
-      ch += z[k] * W.sc[j * W.K + k];
-      dl += z[W.K + k] * W.sx[j * W.K + k];
+  std::vector<double> partial(size_t(block_count(int64_t(W.m), kRecordBlock)));
+  for_blocks(int64_t(W.m), kRecordBlock, [&](int64_t begin, int64_t end, int64_t b) {
+    double H = 0;
+    for (size_t j = size_t(begin); j < size_t(end); ++j) {
+      double ch = 0, dl = 0;
+      for (size_t k = 0; k < W.K; ++k) {
+        ch += z[k] * W.sc[j * W.K + k];
+        dl += z[W.K + k] * W.sx[j * W.K + k];
+      }
+      const double e = W.v[j] - ch;
+      if (e == 0) continue;
+      if (!(dl > 0)) {
+        H = kInf;
+        break;
+      }
+      H += W.wm[j] * e * e / dl;
     }
-    const double e = W.v[j] - ch;
-    if (e == 0) continue;
-    if (!(dl > 0)) return kInf;
-    H += W.wm[j] * e * e / dl;
-  }
+    partial[size_t(b)] = H;
+  });
+  double H = 0;
+  for (double h : partial) H += h;
   return std::isfinite(H) ? H : kInf;
 }
 
 // Gradient and exact Hessian (2K × 2K, row-major) of H at z.
 void work_derivatives(const Work& W, const std::vector<double>& z, std::vector<double>& g,
                       std::vector<double>& Q) {
-  const size_t K = W.K, n = 2 * K;
+  const size_t K = W.K, n = 2 * K, size = n + n * n;  // per block: g, then the upper triangle of Q
+  const int64_t blocks = block_count(int64_t(W.m), kRecordBlock);
+  std::vector<double> partial(size_t(blocks) * size, 0.0);
+  for_blocks(int64_t(W.m), kRecordBlock, [&](int64_t begin, int64_t end, int64_t block) {
+    double* gb = &partial[size_t(block) * size];
+    double* Qb = gb + n;
+    std::vector<double> u(n);
+    for (size_t j = size_t(begin); j < size_t(end); ++j) {
+      const double* sc = &W.sc[j * K];
+      const double* sx = &W.sx[j * K];
+      double ch = 0, dl = 0;
+      for (size_t k = 0; k < K; ++k) {
+        ch += z[k] * sc[k];
+        dl += z[K + k] * sx[k];
+      }
+      if (!(dl > 0)) continue;  // only reached with e = 0: the term is identically 0 here
+      const double e = W.v[j] - ch, q = e / dl, wt = W.wm[j];
+      for (size_t k = 0; k < K; ++k) {
+        gb[k] -= 2 * wt * q * sc[k];
+        gb[K + k] -= wt * q * q * sx[k];
+        u[k] = sc[k];
+        u[K + k] = q * sx[k];
+      }
+      const double h = 2 * wt / dl;
+      for (size_t a = 0; a < n; ++a) {
+        const double ha = h * u[a];
+        if (ha == 0) continue;
+        double* row = &Qb[a * n];
+        for (size_t b = a; b < n; ++b) row[b] += ha * u[b];
+      }
+    }
+  });
   g.assign(n, 0.0);
   Q.assign(n * n, 0.0);
-  std::vector<double> u(n);
-  for (size_t j = 0; j < W.m; ++j) {
-    const double* sc = &W.sc[j * K];
-    const double* sx = &W.sx[j * K];
-    double ch = 0, dl = 0;
-    for (size_t k = 0; k < K; ++k) {
-      ch += z[k] * sc[k];
-      dl += z[K + k] * sx[k];
-    }
-    if (!(dl > 0)) continue;  // only reached with e = 0: the term is identically 0 here
-    const double e = W.v[j] - ch, q = e / dl, wt = W.wm[j];
-    for (size_t k = 0; k < K; ++k) {
-      g[k] -= 2 * wt * q * sc[k];
-      g[K + k] -= wt * q * q * sx[k];
-      u[k] = sc[k];
-      u[K + k] = q * sx[k];
-    }
-    const double h = 2 * wt / dl;
-    for (size_t a = 0; a < n; ++a) {
-      const double ha = h * u[a];
-      if (ha == 0) continue;
-      double* row = &Q[a * n];
-      for (size_t b = a; b < n; ++b) row[b] += ha * u[b];
-    }
+  for (int64_t block = 0; block < blocks; ++block) {
+    const double* gb = &partial[size_t(block) * size];
+    for (size_t i = 0; i < n; ++i) g[i] += gb[i];
+    for (size_t a = 0; a < n; ++a)
+      for (size_t b = a; b < n; ++b) Q[a * n + b] += gb[n + a * n + b];
   }
   for (size_t a = 0; a < n; ++a)
     for (size_t b = 0; b < a; ++b) Q[a * n + b] = Q[b * n + a];

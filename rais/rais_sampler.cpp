@@ -1,6 +1,8 @@
 // The RAIS sampler: per-example state, features, robust p, alias draws, records, PT refits, r̂.
 #include "rais/rais_sampler.h"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "engine/error.h"
@@ -66,12 +68,8 @@ void RaisSampler::launch_solve(int64_t step) {
   data.features.assign(record_features_.begin(), record_features_.begin() + count * kFeatureCount);
   data.v.assign(record_norms_.begin(), record_norms_.begin() + count);
   data.w.assign(record_weights_.begin(), record_weights_.begin() + count);
-  // a = Σ_i s_i over the examples as they are now.
-  std::vector<float> now(size_t(n_) * kFeatureCount);
-  compute_features(last_norm_.data(), last_seen_.data(), n_, step, steps_per_epoch_, now.data());
-  data.a.assign(kFeatureCount, 0.0);
-  for (int64_t i = 0; i < n_; ++i)
-    for (int k = 0; k < kFeatureCount; ++k) data.a[k] += now[size_t(i) * kFeatureCount + k];
+  data.a.resize(kFeatureCount);  // Σ_i s_i over the examples as they are now
+  feature_sums(last_norm_.data(), last_seen_.data(), n_, step, steps_per_epoch_, data.a.data());
   start_solve(std::move(shared), step);
 }
 
@@ -79,9 +77,16 @@ void RaisSampler::start_solve(std::shared_ptr<const PtData> data, int64_t launch
   const PtOptions pt = options_.pt;
   const PtResult warm = last_solve_;
   pending_data_ = data;
-  pending_ = std::async(std::launch::async, [data = std::move(data), pt, warm] {
-    return solve_pt(*data, pt, warm.ok ? &warm : nullptr);
-  });
+  if (options_.background_solve) {
+    pending_ = std::async(std::launch::async, [data = std::move(data), pt, warm] {
+      omp_set_num_threads(1);  // this thread's own OpenMP setting: the solve stays on this one thread
+      return solve_pt(*data, pt, warm.ok ? &warm : nullptr);
+    });
+  } else {
+    std::promise<PtResult> solved;
+    solved.set_value(solve_pt(*data, pt, warm.ok ? &warm : nullptr));
+    pending_ = solved.get_future();
+  }
   pending_launched_at_ = launched_at;
   pending_ready_at_ = launched_at + options_.record_batches;
 }

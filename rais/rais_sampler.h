@@ -4,10 +4,13 @@
 // the uncertainty set (c, d) by solving PT on a background thread, and estimates the gain ratio r̂
 // that scales the learning rate.
 //
-// Determinism: a PT solve is launched every `solve_every` steps and its result is swapped in exactly
-// `solve_every` steps later (the sampler waits only if the solve has not finished by then, which at
-// a few milliseconds per solve does not happen in practice), so a run does not depend on thread
-// timing. The sampler's whole state goes into checkpoints (save_state/load_state), including the
+// Determinism: a PT solve is launched every `record_batches` steps and its result is swapped in exactly
+// `record_batches` steps later, so a run does not depend on where or when the solve ran. By default it
+// runs at launch on the training thread, its loops on the OpenMP threads (a fraction of a millisecond
+// warm-started): on a CPU whose cores all train, a separate solver thread only competes with them.
+// With background_solve it runs on its own thread while training continues (the sampler waits only
+// if it has not finished when due), for when the CPU has a core to spare (e.g. training on a GPU).
+// Both give the same draws bit for bit. The sampler's whole state goes into checkpoints (save_state/load_state), including the
 // inputs of a solve in flight, which a resumed sampler launches again: a stopped and resumed run
 // equals an uninterrupted one bit for bit. Until the first solve has been swapped in, the sampler serves plain shuffled epochs
 // (r̂ = 1) [choice: RAIS.md §4], which also gives every example a last norm.
@@ -38,6 +41,7 @@ struct RaisOptions {
   // shuffled_warmup off and c = (1, 0, 0, 0), d = 0 the sampler reproduces uniform-iid exactly.
   std::vector<double> initial_c, initial_d;
   bool refit = true;              // solve PT at all (off: keep the initial (c, d))
+  bool background_solve = false;  // solve PT on its own thread instead of at launch on this one
   // Write the RAIS trace (rais/trace.h: CSV files per swapped-in PT solve) into this folder, created
   // if needed; empty = off. Tracing never changes the draws.
   std::string trace_dir;

@@ -141,6 +141,19 @@ TEST(RaisSampler, RestoredStateContinuesExactly) {
   EXPECT_THROW(other.load_state(state), Error) << "a state for another dataset size";
 }
 
+TEST(RaisSampler, SolvingOnItsOwnThreadDrawsTheSame) {
+  RaisOptions inline_options, thread_options;
+  inline_options.record_batches = thread_options.record_batches = 4;
+  thread_options.background_solve = true;
+  RaisSampler inline_solve(500, 6, inline_options), own_thread(500, 6, thread_options);
+  std::vector<double> a, b;
+  run_steps(inline_solve, 0, 100, 25, a);
+  run_steps(own_thread, 0, 100, 25, b);
+  EXPECT_EQ(a, b);
+  EXPECT_GE(own_thread.stats().solves, 15);
+  EXPECT_EQ(own_thread.stats().c, inline_solve.stats().c);
+}
+
 TEST(RaisSampler, RejectsBadOptions) {
   RaisOptions no_records;
   no_records.record_batches = 0;
