@@ -11,11 +11,16 @@ namespace raisin::rais {
 
 inline int64_t block_count(int64_t n, int64_t block) { return (n + block - 1) / block; }
 
-// Calls body(begin, end, b) for every block b = [begin, end) of [0, n).
+// Calls body(begin, end, b) for every block b = [begin, end) of [0, n). A single block runs without
+// entering OpenMP at all (the sampler calls this per drawn example, too).
 template <typename Body>
 void for_blocks(int64_t n, int64_t block, const Body& body) {
   const int64_t blocks = block_count(n, block);
-#pragma omp parallel for schedule(static) if (blocks >= 2)
+  if (blocks < 2) {
+    if (n > 0) body(0, n, 0);
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < blocks; ++b) body(b * block, std::min(n, (b + 1) * block), b);
 }
 

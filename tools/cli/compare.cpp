@@ -174,10 +174,11 @@ std::vector<Row> compare_once(const Flags& flags, const std::vector<std::string>
   std::string table = md.str();
   if (has_rais) {
     const double rais_ms = ms_per_step(runs[rais_index].summary);
-    char line[300];
+    char line[400];
     std::snprintf(line, sizeof line,
-                  "\nrais overhead per step: %.2f ms (%.1f%% of uniform's %.2f ms/step; training time per step, "
-                  "one run each, so it includes the machine's noise)\n",
+                  "\nrais overhead per step: %.2f ms (%.1f%% of uniform's %.2f ms/step; training time per step of "
+                  "runs made one after the other, so machine load that changes between them counts too; "
+                  "bench/train_bench.cpp's BM_SamplerStep measures it interleaved)\n",
                   rais_ms - base_ms, 100 * (rais_ms - base_ms) / base_ms, base_ms);
     table += line;
   }
