@@ -42,7 +42,7 @@ void BM_TrainStep(benchmark::State& state, const char* model_name, int channels,
 // the benchmark's repetitions (so interleaved repetitions continue it); rais is first trained through
 // its shuffled warm-up epoch, so the timed steps draw by importance, rebuild p every 16 steps and
 // refit PT every 32, as `raisin train --sampler rais` does (rais_pt_thread: PT on its own thread,
-// --rais-pt-thread). 64 steps per repetition: two whole refit periods. Real time per step and process
+// --rais-pt-thread yes). 64 steps per repetition: two whole refit periods. Real time per step and process
 // CPU time (all threads, a PT thread's included). On a shared machine, compare repetitions that ran
 // next to each other (random interleaving) rather than single numbers.
 struct SamplerRun {

@@ -164,6 +164,9 @@ TEST(TrainCli, BadFlagsFailWithOneClearLine) {
   EXPECT_EQ(run({"train", "--data", "synthetic", "--model", "alexnet", "--out", out.string()}), 1);
   EXPECT_EQ(run({"train", "--data", "synthetic", "--batch", "100000", "--out", out.string()}), 1);
   EXPECT_EQ(run({"train", "--data", "imagenet"}), 1);
+  EXPECT_EQ(run({"train", "--data", "synthetic", "--sampler", "rais", "--rais-pt-thread", "maybe", "--out",
+                 out.string()}),
+            1);
   EXPECT_EQ(run({"train", "--device", "cuda", "--data", "synthetic"}), 1);
   EXPECT_EQ(run({"train", "--resume", (out / "nothing").string()}), 1);
   EXPECT_EQ(run({"eval"}), 1);

@@ -55,7 +55,7 @@ void declare_train_flags(Flags& f) {
   f.add("rais-refresh", "16", "rais: steps between rebuilds of the sampling distribution (1: exact every step)");
   f.add("rais-uniform-share", "0", "rais: mix this share of uniform sampling into p");
   f.add("rais-floor", "0.01", "rais: floor of d for the constant feature, as a fraction of (mean proxy norm)^2");
-  f.add_switch("rais-pt-thread", "rais: solve PT on its own thread while training continues (default: at launch, on the training threads, which is faster when training uses every core); the draws are the same");
+  f.add("rais-pt-thread", "auto", "rais: solve PT on its own thread while training continues: yes; no (at launch, on the training threads); auto: yes when training on a GPU, no on the CPU, whose cores all train. The draws are the same");
   f.add("rais-trace", "", "rais: write the records, (c, d) and every example's features and p at each PT solve into this folder (CSV; see its FORMAT.txt)");
   f.add("device", "auto", "cpu, cuda, or auto (the GPU when one can be used, else the cpu)");
   f.add("threads", "0", "CPU threads for OpenMP and OpenBLAS (0: all cores)");
@@ -108,7 +108,7 @@ std::string lookup(const std::vector<std::pair<std::string, std::string>>& metad
 }
 
 std::unique_ptr<Sampler> make_sampler(const Flags& flags, int64_t count, uint64_t seed, Module& model,
-                                      const TrainTest& data) {
+                                      const TrainTest& data, const Device& device) {
   const std::string name = flags.str("sampler");
   if (name == "oracle") {
     rais::OracleOptions options;
@@ -129,7 +129,10 @@ std::unique_ptr<Sampler> make_sampler(const Flags& flags, int64_t count, uint64_
     options.uniform_share = flags.real("rais-uniform-share", 0, 0.999);
     options.pt.floor_fraction = flags.real("rais-floor", 0, 1e6);
     options.trace_dir = flags.str("rais-trace");
-    options.background_solve = flags.on("rais-pt-thread");
+    const std::string pt_thread = flags.str("rais-pt-thread");
+    if (pt_thread != "auto" && pt_thread != "yes" && pt_thread != "no")
+      throw error("raisin train: --rais-pt-thread ", pt_thread, " is not one of auto, yes, no");
+    options.background_solve = pt_thread == "yes" || (pt_thread == "auto" && !device.is_cpu());
     return std::make_unique<rais::RaisSampler>(count, seed, options);
   }
   throw error("raisin train: unknown --sampler '", name, "': use uniform, uniform-iid, rais or oracle");
@@ -212,7 +215,7 @@ RunSummary run_training(Flags& flags) {
   options.seed = seed;
   options.crop_padding = int(flags.integer("crop-padding", 0, 64));
   options.flip = flags.on("flip");
-  const std::unique_ptr<Sampler> sampler = make_sampler(flags, data.train.count, seed, *model, data);
+  const std::unique_ptr<Sampler> sampler = make_sampler(flags, data.train.count, seed, *model, data, device);
   Trainer trainer(*model, data.train, data.normalization, *sampler, options);
 
   // ---- run folder ----
