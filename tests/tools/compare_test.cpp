@@ -45,8 +45,8 @@ TEST(CompareCli, RunsEverySamplerAndTheFairBaseline) {
   ASSERT_EQ(evals.size(), 1u + 8u) << "every half epoch (compare's default) over 4 epochs";
   const std::string final_loss = evals.back().substr(evals.back().find(',', evals.back().find(',') + 1) + 1);
   EXPECT_NE(summary[0].find(",final_train_loss,"), std::string::npos) << summary[0];
-  EXPECT_NE(summary[1].find("," + final_loss.substr(0, final_loss.find(',')) + ","), std::string::npos)
-      << summary[1] << " / " << evals.back();
+  const std::string loss_field = std::string(",").append(final_loss, 0, final_loss.find(',')).append(",");
+  EXPECT_NE(summary[1].find(loss_field), std::string::npos) << summary[1] << " / " << evals.back();
 }
 
 TEST(CompareCli, SeveralSeedsArePairedInOneSummary) {
