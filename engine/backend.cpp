@@ -26,6 +26,7 @@ const Backend kCpuBackend{
     .copy_on_device = &host_copy,
     .zero = &host_zero,
     .synchronize = &nothing_to_wait_for,
+    .set_allow_tf32 = nullptr,
     .fill = &cpu::fill,
     .axpy = &cpu::axpy,
     .linear_forward = &cpu::linear_forward,
@@ -78,7 +79,7 @@ void set_backend_loader(Device::Kind kind, std::string (*loader)()) {
 
 std::string ensure_backend(Device::Kind kind) {
   if (has_backend(kind)) return "";
-  if (!cuda_loader) return "this raisin was built without CUDA (nvcc was not found when it was configured)";
+  if (!cuda_loader) return "this program has no CUDA backend (raisin was configured without CUDA: nvcc not found, or -DRAISIN_CUDA=OFF)";
   static const std::string reason = cuda_loader();  // probe the driver once
   return has_backend(kind) ? "" : reason;
 }

@@ -24,6 +24,8 @@ struct Backend {
   void (*copy_on_device)(void* device_dst, const void* device_src, size_t bytes);
   void (*zero)(void* device_data, size_t bytes);
   void (*synchronize)();  // waits for the device's queued work
+  // TF32 tensor-core math for GEMMs and convolutions (null: the device computes in fp32 only).
+  void (*set_allow_tf32)(bool allow);
 
   // ---- kernels (kernels/signatures.inc) ----
   decltype(&cpu::fill) fill;

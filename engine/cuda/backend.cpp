@@ -6,6 +6,7 @@
 #include "engine/backend.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/math_mode.h"
 #include "kernels/cuda/memory.h"
 
 namespace raisin {
@@ -43,6 +44,7 @@ const Backend kCudaBackend{
     .copy_on_device = &copy_on_device,
     .zero = &zero,
     .synchronize = &synchronize,
+    .set_allow_tf32 = &cuda::set_allow_tf32,
     .fill = &cuda::fill,
     .axpy = &cuda::axpy,
     .linear_forward = &cuda::linear_forward,

@@ -1,11 +1,13 @@
 // cuBLAS and cuDNN for the vendor glue (linear.cu, conv2d.cu): one handle of each per device and host
 // thread, bound to cuda::current_stream() each time it is fetched; checked wrappers that turn a failed
 // call into an exception naming the call, file, line and the library's own error string; and the one
-// switch for TF32 tensor-core math.
+// switch for TF32 tensor-core math (math_mode.h).
 // GPU-only (nvcc): the emulated build routes linear_* and conv2d_* to the CPU twins instead.
 #pragma once
 #include <cublas_v2.h>
 #include <cudnn.h>
+
+#include "kernels/cuda/math_mode.h"
 
 namespace raisin::cuda {
 
@@ -16,13 +18,6 @@ namespace raisin::cuda {
 // teardown).
 cublasHandle_t cublas_handle();
 cudnnHandle_t cudnn_handle();
-
-// TF32 tensor-core math for GEMMs and convolutions: off by default (plain fp32: CUBLAS_DEFAULT_MATH and
-// CUDNN_FMA_MATH; cuDNN's own default would allow TF32 on Ampere and later). Turning it on trades about
-// three decimal digits of the inputs' mantissas for speed. Set it before sizing convolution workspaces:
-// conv2d_workspace_floats answers for the algorithms of the mode in force when it is called.
-void set_allow_tf32(bool allow);
-bool allow_tf32();
 
 void check_cublas(cublasStatus_t status, const char* call, const char* file, int line);
 void check_cudnn(cudnnStatus_t status, const char* call, const char* file, int line);
