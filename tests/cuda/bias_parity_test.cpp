@@ -14,6 +14,7 @@
 #include "kernels/cuda/kernels.h"
 #include "tests/cuda/parity.h"
 #include "tests/support/check.h"
+#include "tests/support/shapes.h"
 
 namespace raisin {
 namespace {
@@ -22,6 +23,7 @@ using kernels::ImageShape;
 using test::all_close;
 using test::random_floats;
 using test::to_double;
+using test::name;
 
 // Batch 1, spatial 1 (a linear layer's [batch, features]), channel counts that are not multiples of
 // 32, planes shorter and longer than a block, and a tensor large enough for several blocks.
@@ -29,12 +31,6 @@ using test::to_double;
 // backward.)
 const ImageShape kShapes[] = {{1, 1, 1, 1},  {3, 5, 7, 1},   {2, 37, 9, 11}, {130, 10, 1, 1},
                               {4, 33, 1, 1}, {1, 3, 33, 35}, {3, 7, 4, 4},   {2, 3, 64, 64}};
-
-std::string name(const ImageShape& s) {
-  std::ostringstream out;
-  out << "[" << s.batch << "," << s.channels << "," << s.height << "," << s.width << "]";
-  return out.str();
-}
 
 // A device copy of v that starts `offset` floats into its buffer: offset 1 puts the tensor off the
 // 16-byte alignment that packed loads need, so the kernels must fall back to single values.

@@ -17,6 +17,7 @@
 #include "kernels/cuda/kernels.h"
 #include "tests/cuda/parity.h"
 #include "tests/support/check.h"
+#include "tests/support/shapes.h"
 
 namespace raisin {
 namespace {
@@ -26,12 +27,7 @@ using test::all_close;
 using test::random_floats;
 using test::random_ints;
 using test::to_double;
-
-std::string name(const LossShape& s) {
-  std::ostringstream out;
-  out << "[" << s.batch << "," << s.classes << "]";
-  return out.str();
-}
+using test::name;
 
 struct Output {
   std::vector<float> example_loss, dlogits, proxy_norm;  // proxy_norm empty: not asked for

@@ -12,6 +12,7 @@
 
 #include "kernels/cpu/kernels.h"
 #include "tests/support/check.h"
+#include "tests/support/shapes.h"
 
 namespace raisin {
 namespace {
@@ -20,14 +21,8 @@ using kernels::ImageShape;
 using test::all_close;
 using test::random_floats;
 using test::to_double;
-
-std::string name(const ImageShape& s) {
-  std::ostringstream out;
-  out << "[" << s.batch << "," << s.channels << "," << s.height << "," << s.width << "]";
-  return out.str();
-}
-
-int64_t at(const ImageShape& s, int b, int c, int64_t i) { return (int64_t(b) * s.channels + c) * s.spatial() + i; }
+using test::name;
+using test::at;
 
 // ---- double-precision references ----
 

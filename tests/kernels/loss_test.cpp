@@ -12,6 +12,7 @@
 
 #include "kernels/cpu/kernels.h"
 #include "tests/support/check.h"
+#include "tests/support/shapes.h"
 
 namespace raisin {
 namespace {
@@ -21,12 +22,7 @@ using test::all_close;
 using test::random_floats;
 using test::random_ints;
 using test::to_double;
-
-std::string name(const LossShape& s) {
-  std::ostringstream out;
-  out << "[" << s.batch << "," << s.classes << "]";
-  return out.str();
-}
+using test::name;
 
 // ---- double-precision reference ----
 
