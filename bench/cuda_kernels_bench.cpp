@@ -231,8 +231,8 @@ BENCHMARK(BM_GatherBatch)->UseManualTime()->Unit(benchmark::kMicrosecond);
 void BM_SgdUpdate(benchmark::State& state) {
   if (skip_without_gpu(state)) return;
   const int64_t n = state.range(0);
-  Device<float> param(n), grad(n, -1, 1, 2), buffer(n, -1, 1, 3);
-  time_launches(state, [&] { cuda::sgd_update(n, 0.05f, 0.9f, 5e-4f, false, param.ptr, grad.ptr, buffer.ptr); },
+  Device<float> param(n), grad(n, -1, 1, 2), buffer(n, -1, 1, 3), lr(1, 0.05, 0.05);
+  time_launches(state, [&] { cuda::sgd_update(n, lr.ptr, 0.9f, 5e-4f, false, param.ptr, grad.ptr, buffer.ptr); },
                 5 * kF * n, 0);
 }
 BENCHMARK(BM_SgdUpdate)->Arg(272474)->Arg(10 << 20)->UseManualTime()->Unit(benchmark::kMicrosecond);

@@ -26,6 +26,12 @@ const Backend kCpuBackend{
     .copy_on_device = &host_copy,
     .zero = &host_zero,
     .synchronize = &nothing_to_wait_for,
+    .allocate_pinned = nullptr,  // being written (issue 6)
+    .release_pinned = nullptr,
+    .copy_to_device_async = nullptr,
+    .copy_to_host_async = nullptr,
+    .fence = nullptr,
+    .fence_wait = nullptr,
     .set_allow_tf32 = nullptr,
     .fill = &cpu::fill,
     .axpy = &cpu::axpy,
@@ -53,6 +59,17 @@ const Backend kCpuBackend{
     .softmax_cross_entropy_backward = &cpu::softmax_cross_entropy_backward,
     .gather_batch = &cpu::gather_batch,
     .sgd_update = &cpu::sgd_update,
+    .rais_features = nullptr,  // being written (issue 6)
+    .rais_distribution_workspace_doubles = nullptr,
+    .rais_distribution = nullptr,
+    .alias_workspace_doubles = &cpu::alias_workspace_doubles,
+    .alias_build = &cpu::alias_build,
+    .alias_draw = &cpu::alias_draw,
+    .rais_record_draws = nullptr,
+    .rais_observe = nullptr,
+    .gain_ratio_update = nullptr,
+    .schedule_step = nullptr,
+    .step_metrics = nullptr,
 };
 
 const Backend* cuda_table = nullptr;

@@ -24,6 +24,19 @@ struct Backend {
   void (*copy_on_device)(void* device_dst, const void* device_src, size_t bytes);
   void (*zero)(void* device_data, size_t bytes);
   void (*synchronize)();  // waits for the device's queued work
+  // ---- asynchronous transfers, so that a training step never waits for the host ----
+  // Host memory for them (page-locked on a GPU; ordinary memory on the cpu).
+  void* (*allocate_pinned)(size_t bytes);
+  void (*release_pinned)(void* data, size_t bytes);
+  // Queued behind the device's earlier work and not waited for: the pinned host buffer must stay
+  // unchanged (to the device) or unread (to the host) until a fence taken after the copy has passed.
+  // On the cpu both are plain copies.
+  void (*copy_to_device_async)(void* device_dst, const void* pinned_src, size_t bytes);
+  void (*copy_to_host_async)(void* pinned_dst, const void* device_src, size_t bytes);
+  // fence() marks the work queued so far and returns its ticket; fence_wait(ticket) blocks until that
+  // work has run. Both may be called from any thread (the PT thread waits for its records this way).
+  uint64_t (*fence)();
+  void (*fence_wait)(uint64_t ticket);
   // TF32 tensor-core math for GEMMs and convolutions (null: the device computes in fp32 only).
   void (*set_allow_tf32)(bool allow);
 
@@ -54,6 +67,17 @@ struct Backend {
   decltype(&cpu::softmax_cross_entropy_backward) softmax_cross_entropy_backward;
   decltype(&cpu::gather_batch) gather_batch;
   decltype(&cpu::sgd_update) sgd_update;
+  decltype(&cpu::rais_features) rais_features;
+  decltype(&cpu::rais_distribution_workspace_doubles) rais_distribution_workspace_doubles;
+  decltype(&cpu::rais_distribution) rais_distribution;
+  decltype(&cpu::alias_workspace_doubles) alias_workspace_doubles;
+  decltype(&cpu::alias_build) alias_build;
+  decltype(&cpu::alias_draw) alias_draw;
+  decltype(&cpu::rais_record_draws) rais_record_draws;
+  decltype(&cpu::rais_observe) rais_observe;
+  decltype(&cpu::gain_ratio_update) gain_ratio_update;
+  decltype(&cpu::schedule_step) schedule_step;
+  decltype(&cpu::step_metrics) step_metrics;
 };
 
 // The table for `device`; throws, naming the fix, when no backend for its kind is registered.

@@ -18,6 +18,15 @@ Sgd::Sgd(std::vector<std::pair<std::string, Var>> parameters, SgdOptions options
 }
 
 void Sgd::step(float lr) {
+  if (parameters_.empty()) return;
+  const Device device = parameters_[0].second->value.device();
+  if (device.is_cpu()) return step(&lr);
+  if (!lr_.defined()) lr_ = Tensor::empty({1}, DType::f32, device);
+  backend(device).copy_to_device(lr_.f32(), &lr, sizeof lr);
+  step(lr_.f32());
+}
+
+void Sgd::step(const float* lr) {
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const Var& p = parameters_[i].second;
     backend(p->value.device()).sgd_update(p->value.numel(), lr, options_.momentum, options_.weight_decay, options_.nesterov,

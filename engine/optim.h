@@ -18,7 +18,10 @@ struct SgdOptions {
 class Sgd {
  public:
   Sgd(std::vector<std::pair<std::string, Var>> parameters, SgdOptions options);
-  // One update of every parameter from its gradient, with learning rate lr.
+  // One update of every parameter from its gradient, with learning rate `lr` (a float in the parameters'
+  // device memory: the trainer computes it there, so the update never waits for the host).
+  void step(const float* lr);
+  // The same with a learning rate known on the host (copied to the device first when there is one).
   void step(float lr);
   void zero_grad();
   // "momentum.<parameter name>" → buffer (empty when momentum is 0).
@@ -28,6 +31,7 @@ class Sgd {
  private:
   std::vector<std::pair<std::string, Var>> parameters_;
   std::vector<Tensor> momentum_;
+  Tensor lr_;  // step(float)'s learning rate on the parameters' device
   SgdOptions options_;
 };
 

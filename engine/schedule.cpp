@@ -1,27 +1,21 @@
 // Learning-rate schedules.
 #include "engine/schedule.h"
 
-#include <algorithm>
-#include <cmath>
-#include <numbers>
-
 #include "engine/error.h"
 
 namespace raisin {
 
-float Schedule::lr(double epoch) const {
-  double rate = base_lr;
-  switch (kind) {
-    case Kind::constant: break;
-    case Kind::step: rate *= std::pow(double(gamma), std::floor(epoch / step_epochs)); break;
-    case Kind::cosine: {
-      const double progress = std::clamp(epoch / total_epochs, 0.0, 1.0);
-      rate *= 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
-      break;
-    }
-  }
-  if (warmup_epochs > 0 && epoch < warmup_epochs) rate *= epoch / warmup_epochs;
-  return float(rate);
+kernels::LrSchedule Schedule::kernel_form() const {
+  kernels::LrSchedule s;
+  s.kind = kind == Kind::constant ? kernels::LrSchedule::Kind::constant
+           : kind == Kind::step   ? kernels::LrSchedule::Kind::step
+                                  : kernels::LrSchedule::Kind::cosine;
+  s.base_lr = base_lr;
+  s.total_epochs = total_epochs;
+  s.warmup_epochs = warmup_epochs;
+  s.step_epochs = step_epochs;
+  s.gamma = gamma;
+  return s;
 }
 
 Schedule::Kind Schedule::parse_kind(const std::string& name) {

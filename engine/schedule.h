@@ -3,6 +3,8 @@
 #pragma once
 #include <string>
 
+#include "kernels/schedule.h"
+
 namespace raisin {
 
 struct Schedule {
@@ -14,7 +16,9 @@ struct Schedule {
   double step_epochs = 30;    // step: multiply by gamma every step_epochs
   float gamma = 0.1f;
 
-  float lr(double epoch) const;
+  float lr(double epoch) const { return kernels::scheduled_lr(kernel_form(), epoch); }
+  // The same schedule as the plain struct the schedule_step kernel evaluates on the device.
+  kernels::LrSchedule kernel_form() const;
   static Kind parse_kind(const std::string& name);  // "constant", "step", "cosine"; throws otherwise
 };
 

@@ -55,4 +55,25 @@ struct GatherShape {
   bool flip = false; // random horizontal flip with probability 1/2
 };
 
+// The gain-ratio estimator's settings (rais::GainRatioOptions): EMA weight of the newest step and the
+// clamp of r̂.
+struct GainRatioHyper {
+  double alpha;
+  double min, max;
+};
+
+// The estimator's state in device memory, kGainRatioStateSize doubles, in this order (rais::GainRatio::State;
+// the two counts are exact integers in double).
+enum GainRatioSlot : int { kGainM_U1, kGainM_R1, kGainM_R, kGainDecay, kGainValue, kGainClamped, kGainSteps };
+constexpr int kGainRatioStateSize = 7;
+
+// The training step's scalars in device memory (schedule_step, step_metrics): progress in epochs
+// (-equivalent) after the last step, and the learning-rate multiplier that step applied.
+enum StepScalarSlot : int { kStepProgress, kStepMultiplier };
+constexpr int kStepScalarCount = 2;
+
+// One row of a step's metrics (step_metrics), doubles in this order.
+enum StepMetric : int { kMetricLoss, kMetricAccuracy, kMetricLr, kMetricMultiplier, kMetricProgress };
+constexpr int kStepMetricCount = 5;
+
 }  // namespace raisin::kernels

@@ -44,6 +44,12 @@ const Backend kCudaBackend{
     .copy_on_device = &copy_on_device,
     .zero = &zero,
     .synchronize = &synchronize,
+    .allocate_pinned = nullptr,  // being written (issue 6)
+    .release_pinned = nullptr,
+    .copy_to_device_async = nullptr,
+    .copy_to_host_async = nullptr,
+    .fence = nullptr,
+    .fence_wait = nullptr,
     .set_allow_tf32 = &cuda::set_allow_tf32,
     .fill = &cuda::fill,
     .axpy = &cuda::axpy,
@@ -71,6 +77,17 @@ const Backend kCudaBackend{
     .softmax_cross_entropy_backward = &cuda::softmax_cross_entropy_backward,
     .gather_batch = &cuda::gather_batch,
     .sgd_update = &cuda::sgd_update,
+    .rais_features = nullptr,  // being written (issue 6)
+    .rais_distribution_workspace_doubles = nullptr,
+    .rais_distribution = nullptr,
+    .alias_workspace_doubles = &cuda::alias_workspace_doubles,
+    .alias_build = &cuda::alias_build,
+    .alias_draw = &cuda::alias_draw,
+    .rais_record_draws = nullptr,
+    .rais_observe = nullptr,
+    .gain_ratio_update = nullptr,
+    .schedule_step = nullptr,
+    .step_metrics = nullptr,
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/schedule.h"
 #include "kernels/shapes.h"
 
 namespace raisin::cpu {

@@ -3,8 +3,9 @@
 
 namespace raisin::cpu {
 
-void sgd_update(int64_t n, float lr, float momentum, float weight_decay, bool nesterov, float* param,
+void sgd_update(int64_t n, const float* lr_scalar, float momentum, float weight_decay, bool nesterov, float* param,
                 const float* grad, float* momentum_buffer) {
+  const float lr = *lr_scalar;
 #pragma omp parallel for simd if (n >= (1 << 15))
   for (int64_t i = 0; i < n; ++i) {
     const float g = grad[i] + weight_decay * param[i];

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/schedule.h"
 #include "kernels/shapes.h"
 
 namespace raisin::cuda {

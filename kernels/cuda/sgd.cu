@@ -24,7 +24,8 @@ int blocks_for(int64_t n) {
 }
 
 struct SgdHyper {
-  float lr, momentum, weight_decay;
+  const float* lr;  // a scalar in device memory
+  float momentum, weight_decay;
   bool nesterov;
 };
 
@@ -39,7 +40,7 @@ __device__ __forceinline__ void sgd_step(const SgdHyper& h, int64_t i, float* pa
     momentum_buffer[i] = buf;
     step = h.nesterov ? g + h.momentum * buf : buf;
   }
-  param[i] -= h.lr * step;
+  param[i] -= *h.lr * step;
 }
 
 __global__ void sgd_update_kernel(int64_t n, SgdHyper h, float* param, const float* grad, float* momentum_buffer) {
@@ -113,7 +114,7 @@ class SgdMultiLauncher {
 
 }  // namespace
 
-void sgd_update(int64_t n, float lr, float momentum, float weight_decay, bool nesterov, float* param,
+void sgd_update(int64_t n, const float* lr, float momentum, float weight_decay, bool nesterov, float* param,
                 const float* grad, float* momentum_buffer) {
   if (n <= 0) return;
   RAISIN_LAUNCH(sgd_update_kernel, blocks_for(n), kThreads, 0, current_stream())(
@@ -121,7 +122,7 @@ void sgd_update(int64_t n, float lr, float momentum, float weight_decay, bool ne
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 
-void sgd_update_multi(const SgdTensor* tensors, int count, float lr, float momentum, float weight_decay,
+void sgd_update_multi(const SgdTensor* tensors, int count, const float* lr, float momentum, float weight_decay,
                       bool nesterov) {
   SgdMultiLauncher launcher(SgdHyper{lr, momentum, weight_decay, nesterov});
   for (int k = 0; k < count; ++k) launcher.add(tensors[k]);

@@ -23,7 +23,7 @@ constexpr int64_t kSgdMultiChunk = 4096;
 
 // sgd_update(t.n, lr, momentum, weight_decay, nesterov, t.param, t.grad, t.momentum_buffer) for each of
 // the `count` tensors (a host array of device pointers); tensors with n = 0 are skipped.
-void sgd_update_multi(const SgdTensor* tensors, int count, float lr, float momentum, float weight_decay,
+void sgd_update_multi(const SgdTensor* tensors, int count, const float* lr, float momentum, float weight_decay,
                       bool nesterov);
 
 }  // namespace raisin::cuda

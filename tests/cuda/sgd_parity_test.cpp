@@ -44,14 +44,14 @@ TEST_F(CudaParity, SgdUpdateMatchesCpu) {
     for (const Hyper& h : kHypers) {
       SCOPED_TRACE(describe(h) << " n=" << n);
       std::vector<float> param = random_floats(n, 1), buffer(n, 0.0f);
-      DeviceBuffer<float> dev_param(param), dev_buffer(buffer);
+      DeviceBuffer<float> dev_param(param), dev_buffer(buffer), dev_lr(std::vector<float>{h.lr});
       float* cpu_buffer = h.momentum != 0.0f ? buffer.data() : nullptr;
       float* gpu_buffer = h.momentum != 0.0f ? dev_buffer.ptr : nullptr;
       for (int step = 0; step < kSteps; ++step) {
         const std::vector<float> grad = random_floats(n, 10 + step);
         DeviceBuffer<float> dev_grad(grad);
-        cpu::sgd_update(n, h.lr, h.momentum, h.weight_decay, h.nesterov, param.data(), grad.data(), cpu_buffer);
-        cuda::sgd_update(n, h.lr, h.momentum, h.weight_decay, h.nesterov, dev_param.ptr, dev_grad.ptr, gpu_buffer);
+        cpu::sgd_update(n, &h.lr, h.momentum, h.weight_decay, h.nesterov, param.data(), grad.data(), cpu_buffer);
+        cuda::sgd_update(n, dev_lr.ptr, h.momentum, h.weight_decay, h.nesterov, dev_param.ptr, dev_grad.ptr, gpu_buffer);
       }
       EXPECT_TRUE(all_close("param", dev_param.host(), to_double(param), kRtol, kAtol));
       EXPECT_TRUE(all_close("momentum buffer", dev_buffer.host(), to_double(buffer), kRtol, kAtol));
@@ -75,6 +75,7 @@ TEST_F(CudaParity, SgdUpdateMultiMatchesCpuPerTensor) {
   const std::vector<int64_t> sizes = multi_sizes();
   for (const Hyper& h : {kHypers[1], kHypers[3]}) {
     SCOPED_TRACE(describe(h));
+    DeviceBuffer<float> dev_lr(std::vector<float>{h.lr});
     std::vector<std::vector<float>> params, buffers;
     std::deque<DeviceBuffer<float>> dev_params, dev_buffers;  // deque: elements never move
     for (size_t k = 0; k < sizes.size(); ++k) {
@@ -88,13 +89,13 @@ TEST_F(CudaParity, SgdUpdateMultiMatchesCpuPerTensor) {
       std::vector<cuda::SgdTensor> tensors;
       for (size_t k = 0; k < sizes.size(); ++k) {
         const std::vector<float> grad = random_floats(sizes[k], 1000 * step + k);
-        cpu::sgd_update(sizes[k], h.lr, h.momentum, h.weight_decay, h.nesterov, params[k].data(), grad.data(),
+        cpu::sgd_update(sizes[k], &h.lr, h.momentum, h.weight_decay, h.nesterov, params[k].data(), grad.data(),
                         h.momentum != 0.0f ? buffers[k].data() : nullptr);
         dev_grads.emplace_back(grad);
         tensors.push_back({dev_params[k].ptr, dev_grads.back().ptr,
                            h.momentum != 0.0f ? dev_buffers[k].ptr : nullptr, sizes[k]});
       }
-      cuda::sgd_update_multi(tensors.data(), int(tensors.size()), h.lr, h.momentum, h.weight_decay, h.nesterov);
+      cuda::sgd_update_multi(tensors.data(), int(tensors.size()), dev_lr.ptr, h.momentum, h.weight_decay, h.nesterov);
     }
     for (size_t k = 0; k < sizes.size(); ++k) {
       EXPECT_TRUE(all_close("param", dev_params[k].host(), to_double(params[k]), kRtol, kAtol))

@@ -22,7 +22,7 @@ TEST_P(SgdCpu, MatchesTorchUpdateRuleOverSteps) {
   std::vector<double> ref_param = test::to_double(param), ref_buffer(n, 0.0);
   for (int step = 0; step < 4; ++step) {
     const auto grad = test::random_floats(n, 100 + step);
-    cpu::sgd_update(n, c.lr, c.momentum, c.weight_decay, c.nesterov, param.data(), grad.data(),
+    cpu::sgd_update(n, &c.lr, c.momentum, c.weight_decay, c.nesterov, param.data(), grad.data(),
                     c.momentum != 0 ? buffer.data() : nullptr);
     for (int64_t i = 0; i < n; ++i) {
       double d = grad[i] + double(c.weight_decay) * ref_param[i];
@@ -53,7 +53,8 @@ TEST(SgdCpuLarge, ParallelPathMatchesSerialFormula) {
     const double g = grad[i] + 1e-3 * param[i];
     expected[i] = param[i] - 0.01 * (0.9 * 0.5 + g);
   }
-  cpu::sgd_update(n, 0.01f, 0.9f, 1e-3f, false, param.data(), grad.data(), buffer.data());
+  const float lr = 0.01f;
+  cpu::sgd_update(n, &lr, 0.9f, 1e-3f, false, param.data(), grad.data(), buffer.data());
   EXPECT_TRUE(test::all_close("param", param, expected, 1e-5, 1e-7));
 }
 
