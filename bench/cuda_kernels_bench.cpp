@@ -237,6 +237,18 @@ void BM_SgdUpdate(benchmark::State& state) {
 }
 BENCHMARK(BM_SgdUpdate)->Arg(272474)->Arg(10 << 20)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
+// ---- RAIS: the robust distribution over MNIST's 60 000 and a million examples ----
+void BM_RaisDistribution(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  const int64_t n = state.range(0);
+  Device<float> features(n * 4, 0, 2);
+  Device<double> c(4, 0.1, 1, 2), d(4, 0.1, 1, 3), p(n), workspace(cuda::rais_distribution_workspace_doubles(n));
+  // Compulsory traffic: the features read, p written.
+  time_launches(state, [&] { cuda::rais_distribution(n, features.ptr, c.ptr, d.ptr, 0.01, p.ptr, workspace.ptr); },
+                4 * kF * n + sizeof(double) * n, 0);
+}
+BENCHMARK(BM_RaisDistribution)->Arg(60000)->Arg(1000000)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
 // ---- linear (cuBLAS): args batch, in, out ----
 void BM_LinearForward(benchmark::State& state) {
   if (skip_without_gpu(state)) return;
