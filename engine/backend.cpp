@@ -68,8 +68,8 @@ const Backend kCpuBackend{
     .rais_record_draws = &cpu::rais_record_draws,
     .rais_observe = &cpu::rais_observe,
     .gain_ratio_update = &cpu::gain_ratio_update,
-    .schedule_step = nullptr,
-    .step_metrics = nullptr,
+    .schedule_step = &cpu::schedule_step,
+    .step_metrics = &cpu::step_metrics,
 };
 
 const Backend* cuda_table = nullptr;

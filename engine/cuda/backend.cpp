@@ -86,8 +86,8 @@ const Backend kCudaBackend{
     .rais_record_draws = &cuda::rais_record_draws,
     .rais_observe = &cuda::rais_observe,
     .gain_ratio_update = &cuda::gain_ratio_update,
-    .schedule_step = nullptr,
-    .step_metrics = nullptr,
+    .schedule_step = &cuda::schedule_step,
+    .step_metrics = &cuda::step_metrics,
 };
 
 }  // namespace

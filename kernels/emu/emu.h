@@ -226,6 +226,8 @@ T atomicMin(T* address, std::type_identity_t<T> value) {
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 inline float __expf(float x) { return expf(x); }
 inline float __logf(float x) { return logf(x); }
+// A round-to-nearest product that nvcc never fuses with an add into an fma (g++ does not fuse here either).
+inline double __dmul_rn(double a, double b) { return a * b; }
 
 // CUDA's min/max for mixed integer and floating types, with the usual arithmetic conversions.
 template <typename A, typename B>
