@@ -1,6 +1,6 @@
 // The CUDA backend's table: raisin::cuda kernels, memory from the CUDA caching allocator, copies on
 // the current stream. Copies to the host wait for the stream (the caller reads the data next); every
-// other operation is queued.
+// other operation is queued, the asynchronous copies too (pinned memory and fences: kernels/cuda/memory.h).
 #include "engine/cuda/backend.h"
 
 #include "engine/backend.h"
@@ -34,6 +34,7 @@ void zero(void* data, size_t bytes) {
   if (bytes) RAISIN_CUDA_CHECK(cudaMemsetAsync(data, 0, bytes, cuda::current_stream()));
 }
 void synchronize() { RAISIN_CUDA_CHECK(cudaStreamSynchronize(cuda::current_stream())); }
+void release_pinned(void* data, size_t) { cuda::free_pinned(data); }
 
 const Backend kCudaBackend{
     .name = "cuda",
@@ -44,12 +45,12 @@ const Backend kCudaBackend{
     .copy_on_device = &copy_on_device,
     .zero = &zero,
     .synchronize = &synchronize,
-    .allocate_pinned = nullptr,  // being written (issue 6)
-    .release_pinned = nullptr,
-    .copy_to_device_async = nullptr,
-    .copy_to_host_async = nullptr,
-    .fence = nullptr,
-    .fence_wait = nullptr,
+    .allocate_pinned = &cuda::allocate_pinned,
+    .release_pinned = &release_pinned,
+    .copy_to_device_async = &cuda::copy_to_device_async,
+    .copy_to_host_async = &cuda::copy_to_host_async,
+    .fence = &cuda::fence,
+    .fence_wait = &cuda::fence_wait,
     .set_allow_tf32 = &cuda::set_allow_tf32,
     .fill = &cuda::fill,
     .axpy = &cuda::axpy,

@@ -1,4 +1,4 @@
-// The caching device allocator (memory.h).
+// The caching device allocator, pinned host memory, asynchronous copies and fences (memory.h).
 #include "kernels/cuda/memory.h"
 
 #include <algorithm>
@@ -109,5 +109,105 @@ CachingAllocator& device_allocator() {
   if (per_device[device] == nullptr) per_device[device] = new CachingAllocator;
   return *per_device[device];
 }
+
+// ---- asynchronous transfers ----
+
+void* allocate_pinned(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* ptr = nullptr;
+  RAISIN_CUDA_CHECK(cudaMallocHost(&ptr, bytes));
+  return ptr;
+}
+
+void free_pinned(void* ptr) {
+  if (ptr) RAISIN_CUDA_CHECK(cudaFreeHost(ptr));
+}
+
+void copy_to_device_async(void* device_dst, const void* pinned_src, size_t bytes) {
+  if (bytes)
+    RAISIN_CUDA_CHECK(cudaMemcpyAsync(device_dst, pinned_src, bytes, cudaMemcpyHostToDevice, current_stream()));
+}
+
+void copy_to_host_async(void* pinned_dst, const void* device_src, size_t bytes) {
+  if (bytes)
+    RAISIN_CUDA_CHECK(cudaMemcpyAsync(pinned_dst, device_src, bytes, cudaMemcpyDeviceToHost, current_stream()));
+}
+
+// ---- FencePool ----
+
+FencePool::FencePool(int max_pending) : max_pending_(size_t(max_pending)) {
+  if (max_pending < 1)
+    throw std::invalid_argument("FencePool: max_pending is " + std::to_string(max_pending) + "; it must be at least 1");
+}
+
+FencePool::~FencePool() {
+  // A destructor cannot report a failure; cudaEventDestroy only fails here if CUDA itself is already gone.
+  for (const auto& slot : slots_) cudaEventDestroy(slot->event);
+}
+
+uint64_t FencePool::record(cudaStream_t stream) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (pending_.size() >= max_pending_) retire_oldest_locked();
+  if (idle_.empty()) {
+    auto slot = std::make_unique<Slot>();
+    RAISIN_CUDA_CHECK(cudaEventCreateWithFlags(&slot->event, cudaEventDisableTiming));
+    idle_.push_back(slot.get());
+    slots_.push_back(std::move(slot));
+  }
+  Slot* slot = idle_.back();
+  RAISIN_CUDA_CHECK(cudaEventRecord(slot->event, stream));
+  idle_.pop_back();
+  slot->ticket = next_ticket_++;
+  pending_.push_back(slot);
+  return slot->ticket;
+}
+
+void FencePool::retire_oldest_locked() {
+  Slot* oldest = pending_.front();
+  RAISIN_CUDA_CHECK(cudaEventSynchronize(oldest->event));
+  pending_.pop_front();
+  passed_ = oldest->ticket;
+  if (oldest->waiters > 0)
+    oldest->retired = true;
+  else
+    idle_.push_back(oldest);
+}
+
+void FencePool::wait(uint64_t ticket) {
+  Slot* slot = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (ticket <= passed_) return;
+    if (ticket >= next_ticket_)
+      throw std::invalid_argument("FencePool::wait: ticket " + std::to_string(ticket) + " was never handed out " +
+                                  "(the latest is " + std::to_string(next_ticket_ - 1) +
+                                  "); wait only for tickets that fence() returned");
+    slot = pending_[size_t(ticket - passed_ - 1)];
+    ++slot->waiters;
+  }
+  // Without the lock, so that fences can be taken meanwhile; the slot is not recorded again while waited on.
+  const cudaError_t status = cudaEventSynchronize(slot->event);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (--slot->waiters == 0 && slot->retired) {
+      slot->retired = false;
+      idle_.push_back(slot);
+    }
+  }
+  RAISIN_CUDA_CHECK(status);
+}
+
+uint64_t FencePool::passed() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return passed_;
+}
+
+FencePool& fence_pool() {
+  static FencePool& pool = *new FencePool;
+  return pool;
+}
+
+uint64_t fence() { return fence_pool().record(current_stream()); }
+void fence_wait(uint64_t ticket) { fence_pool().wait(ticket); }
 
 }  // namespace raisin::cuda

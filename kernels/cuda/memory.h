@@ -6,11 +6,18 @@
 // (which is slow and synchronises the device) after its first step. A block is only reused on the stream
 // it was freed on, where stream order makes the reuse safe without events.
 //
-// Compiled by nvcc and, for the emulated backend, as C++ (cudaMalloc and cudaFree only).
+// Asynchronous transfers (the engine Backend's *_async members): page-locked host buffers, copies queued
+// on the current stream that nothing waits for, and fences. FencePool turns "the work queued so far" into a
+// ticket (an event recorded on the stream) that any thread can wait for.
+//
+// Compiled by nvcc and, for the emulated backend, as C++ (the emulator's runtime: copies and events complete
+// at once).
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
@@ -67,5 +74,61 @@ class CachingAllocator {
 // The allocator of the current device (one per device, created on first use, kept until the process
 // exits: freeing from a static destructor would race CUDA's own teardown).
 CachingAllocator& device_allocator();
+
+// ---- asynchronous transfers ----
+
+// Page-locked host memory (cudaMallocHost), which copies can read and write while the host runs on; null
+// for 0 bytes. free_pinned takes null, too.
+void* allocate_pinned(size_t bytes);
+void free_pinned(void* ptr);
+// Copies queued on current_stream() behind the work before them; they return at once. The pinned buffer
+// must stay unchanged (to the device) or unread (to the host) until a fence taken afterwards has passed.
+void copy_to_device_async(void* device_dst, const void* pinned_src, size_t bytes);
+void copy_to_host_async(void* pinned_dst, const void* device_src, size_t bytes);
+
+// Fences on queued work. record(stream) records an event on the stream and returns its ticket: 1, 2, 3, ...
+// wait(ticket) returns once the work queued on that stream before the ticket was recorded has run; it may be
+// called from any thread, and at once for ticket 0 or a ticket known to have passed. Events are reused: at
+// most max_pending tickets keep their own event; recording one more first waits for the oldest (long done
+// in a training loop), which then counts as passed with every ticket before it. An event someone is
+// waiting on is only reused after that wait.
+class FencePool {
+ public:
+  explicit FencePool(int max_pending = 64);
+  ~FencePool();  // destroys the events; nobody may be waiting any more
+  FencePool(const FencePool&) = delete;
+  FencePool& operator=(const FencePool&) = delete;
+
+  uint64_t record(cudaStream_t stream);
+  void wait(uint64_t ticket);
+  // Every ticket up to this one is known to have passed.
+  uint64_t passed() const;
+
+ private:
+  struct Slot {
+    cudaEvent_t event = nullptr;
+    uint64_t ticket = 0;
+    int waiters = 0;       // threads inside cudaEventSynchronize on this event
+    bool retired = false;  // left the pending queue while waited on: the last waiter makes it idle
+  };
+
+  // Waits for the oldest pending ticket and moves its slot out of the queue.
+  void retire_oldest_locked();
+
+  const size_t max_pending_;
+  mutable std::mutex mutex_;
+  std::vector<std::unique_ptr<Slot>> slots_;  // every slot made
+  std::deque<Slot*> pending_;  // the tickets passed_ + 1, ..., next_ticket_ − 1, in order
+  std::vector<Slot*> idle_;    // events ready to be recorded again
+  uint64_t next_ticket_ = 1;
+  uint64_t passed_ = 0;
+};
+
+// The process's fences (raisin trains on one GPU: the events belong to the device current at first use),
+// created on first use and kept until the process exits, like device_allocator.
+FencePool& fence_pool();
+// fence_pool().record(current_stream()) and fence_pool().wait(ticket).
+uint64_t fence();
+void fence_wait(uint64_t ticket);
 
 }  // namespace raisin::cuda

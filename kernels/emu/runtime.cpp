@@ -10,6 +10,7 @@
 #include "kernels/emu/runtime.h"
 
 struct CUstream_st {};
+struct CUevent_st {};
 
 namespace raisin::emu {
 
@@ -110,6 +111,29 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaDeviceSynchronize(); }
 cudaError_t cudaDeviceSynchronize() {
   return raisin::emu::last_error == cudaErrorLaunchFailure ? cudaErrorLaunchFailure : cudaSuccess;
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned) {
+  if (event == nullptr) return record_error(cudaErrorInvalidValue, "cudaEventCreateWithFlags got a null pointer");
+  *event = new CUevent_st;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  if (event == nullptr) return record_error(cudaErrorInvalidResourceHandle, "cudaEventDestroy of a null event");
+  delete event;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+  if (event == nullptr) return record_error(cudaErrorInvalidResourceHandle, "cudaEventRecord of a null event");
+  return cudaSuccess;
+}
+
+// The recorded work has completed already; only a failed kernel is reported, as by cudaStreamSynchronize.
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  if (event == nullptr) return record_error(cudaErrorInvalidResourceHandle, "cudaEventSynchronize of a null event");
+  return cudaDeviceSynchronize();
 }
 
 cudaError_t cudaGetLastError() {

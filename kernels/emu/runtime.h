@@ -39,6 +39,9 @@ enum cudaDeviceAttr {
 
 struct CUstream_st;
 using cudaStream_t = CUstream_st*;
+struct CUevent_st;
+using cudaEvent_t = CUevent_st*;
+constexpr unsigned cudaEventDisableTiming = 0x02;
 
 struct uint3 {
   unsigned int x, y, z;
@@ -73,6 +76,12 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream);
 cudaError_t cudaStreamDestroy(cudaStream_t stream);
 cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 cudaError_t cudaDeviceSynchronize();
+
+// Events: since all work completes inside each call, an event has passed as soon as it is recorded.
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags);
+cudaError_t cudaEventDestroy(cudaEvent_t event);
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
+cudaError_t cudaEventSynchronize(cudaEvent_t event);
 
 // The last error of this host thread: cudaGetLastError returns and clears it, cudaPeekAtLastError keeps it.
 cudaError_t cudaGetLastError();

@@ -1,13 +1,19 @@
 // The caching device allocator: freed blocks are reused by requests of the same size class on the same
 // stream without another cudaMalloc, the statistics add up, empty_cache gives the cached blocks back.
-// Runs on the GPU and, emulated, in CI. (The engine's per-step Arena over this allocator is tested with
-// the engine: tests/engine/tensor_test.cpp, tests/device/.)
+// Asynchronous transfers: round trips through pinned memory with kernels in between, read after a fence;
+// fence tickets increase, old ones pass after the pool recycles their events, and another thread can wait.
+// Runs on the GPU and, emulated, in CI (where everything completes at once, so only the GPU run shows a
+// fence that does not wait). (The engine's per-step Arena over this allocator is tested with the engine:
+// tests/engine/tensor_test.cpp, tests/device/.)
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "kernels/cuda/device.h"
+#include "kernels/cuda/kernels.h"
 #include "kernels/cuda/memory.h"
 #include "tests/cuda/parity.h"
 
@@ -124,6 +130,88 @@ TEST_F(CudaMemory, DeviceAllocatorIsOnePerDevice) {
   void* p = cuda::device_allocator().allocate(4096, cuda::current_stream());
   EXPECT_NE(p, nullptr);
   cuda::device_allocator().free(p);
+}
+
+// ---- asynchronous transfers and fences ----
+
+#if defined(RAISIN_CUDA_EMULATED) && RAISIN_CUDA_EMULATED
+constexpr bool kEmulated = true;
+#else
+constexpr bool kEmulated = false;
+#endif
+
+// A pinned host buffer of n floats, given back at the end of the scope.
+struct PinnedFloats {
+  explicit PinnedFloats(size_t n) : ptr(static_cast<float*>(cuda::allocate_pinned(n * sizeof(float)))) {}
+  ~PinnedFloats() { cuda::free_pinned(ptr); }
+  PinnedFloats(const PinnedFloats&) = delete;
+  PinnedFloats& operator=(const PinnedFloats&) = delete;
+  float* ptr;
+};
+
+TEST_F(CudaMemory, AsyncRoundTripThroughPinnedMemoryIsReadAfterAFence) {
+  const int64_t n = (1 << 20) + 3;
+  PinnedFloats up(n), down(n);
+  for (int64_t i = 0; i < n; ++i) up.ptr[i] = float(i % 1000) * 0.5f;
+  for (int64_t i = 0; i < n; ++i) down.ptr[i] = -1.0f;
+  DeviceBuffer<float> x{size_t(n)}, y{size_t(n)};
+  cuda::copy_to_device_async(x.ptr, up.ptr, n * sizeof(float));
+  cuda::fill(n, 1.0f, y.ptr);
+  cuda::axpy(n, 2.0f, x.ptr, y.ptr);  // y = 1 + 2·x, exact
+  cuda::copy_to_host_async(down.ptr, y.ptr, n * sizeof(float));
+  cuda::fence_wait(cuda::fence());
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < n; ++i) wrong += down.ptr[i] != 1.0f + float(i % 1000);
+  EXPECT_EQ(wrong, 0) << "elements not written back before the fence passed";
+  cuda::copy_to_device_async(x.ptr, up.ptr, 0);  // empty copies are allowed
+  cuda::copy_to_host_async(down.ptr, y.ptr, 0);
+  EXPECT_EQ(cuda::allocate_pinned(0), nullptr);
+  cuda::free_pinned(nullptr);
+}
+
+TEST_F(CudaMemory, FenceTicketsIncreaseAndOldOnesPassWhenEventsAreRecycled) {
+  cuda::FencePool pool(4);
+  EXPECT_EQ(pool.passed(), 0u);
+  pool.wait(0);  // "no fence": returns at once
+  uint64_t previous = 0;
+  for (int k = 0; k < 100; ++k) {
+    const uint64_t ticket = pool.record(cuda::current_stream());
+    EXPECT_EQ(ticket, previous + 1);
+    previous = ticket;
+  }
+  EXPECT_EQ(pool.passed(), 96u);  // each record past the 4th retired the oldest pending ticket
+  pool.wait(1);                    // long retired
+  pool.wait(97);                   // still pending: waits on its own event
+  pool.wait(100);
+  EXPECT_THROW(pool.wait(101), std::invalid_argument);  // never handed out
+  EXPECT_THROW(cuda::FencePool(0), std::invalid_argument);
+
+  // The process's pool, through the functions the backend table uses.
+  const uint64_t first = cuda::fence();
+  for (int k = 0; k < 200; ++k) EXPECT_GT(cuda::fence(), first);
+  cuda::fence_wait(first);
+  EXPECT_GE(cuda::fence_pool().passed(), first);  // recycled by the 200 fences after it
+}
+
+TEST_F(CudaMemory, AnotherThreadWaitsForAFenceAndReadsTheResult) {
+  // On the GPU enough queued work that a fence which did not wait would show; emulated, a little.
+  const int64_t n = kEmulated ? 4099 : int64_t(1) << 24;
+  const int rounds = kEmulated ? 3 : 40;
+  PinnedFloats down(n);
+  for (int64_t i = 0; i < n; ++i) down.ptr[i] = -1.0f;
+  DeviceBuffer<float> ones{std::vector<float>(size_t(n), 1.0f)}, y{size_t(n)};
+  cuda::fill(n, 0.0f, y.ptr);
+  for (int r = 0; r < rounds; ++r) cuda::axpy(n, 1.0f, ones.ptr, y.ptr);
+  cuda::copy_to_host_async(down.ptr, y.ptr, n * sizeof(float));
+  const uint64_t ticket = cuda::fence();
+  int64_t wrong = -1;
+  std::thread reader([&] {
+    cuda::fence_wait(ticket);
+    wrong = 0;
+    for (int64_t i = 0; i < n; ++i) wrong += down.ptr[i] != float(rounds);
+  });
+  reader.join();
+  EXPECT_EQ(wrong, 0) << "elements the other thread read before the copy reached them";
 }
 
 }  // namespace
