@@ -20,6 +20,7 @@ const char* file_dtype(DType d) {
     case DType::f32: return "F32";
     case DType::i32: return "I32";
     case DType::i64: return "I64";
+    case DType::f64: return "F64";
   }
   return "?";
 }

@@ -45,19 +45,22 @@ DeviceData::~DeviceData() {
 
 void DeviceData::gather(Arena& arena, const std::vector<int32_t>& indices, int crop_padding, bool flip, uint64_t seed,
                         uint64_t stream, Tensor& x, Tensor& y) const {
+  Tensor on_device = Tensor::empty(arena, {int64_t(indices.size())}, DType::i32);
+  backend(device_).copy_to_device(on_device.i32(), indices.data(), indices.size() * sizeof(int32_t));
+  gather(arena, on_device, crop_padding, flip, seed, stream, x, y);
+}
+
+void DeviceData::gather(Arena& arena, const Tensor& indices, int crop_padding, bool flip, uint64_t seed,
+                        uint64_t stream, Tensor& x, Tensor& y) const {
   if (!(arena.device() == device_))
     throw error("gather: the data is on ", device_.str(), " but the arena on ", arena.device().str());
-  const int batch = int(indices.size());
+  if (!(indices.device() == device_) || indices.dtype() != DType::i32 || indices.ndim() != 1)
+    throw error("gather: indices ", indices.str(), " must be int32 [batch] on ", device_.str());
+  const int batch = int(indices.numel());
   x = Tensor::empty(arena, {batch, data_.channels, data_.height, data_.width});
   y = Tensor::empty(arena, {batch}, DType::i32);
-  const int32_t* device_indices = indices.data();
-  if (!device_.is_cpu()) {
-    Tensor staged = Tensor::empty(arena, {batch}, DType::i32);
-    backend(device_).copy_to_device(staged.i32(), indices.data(), indices.size() * sizeof(int32_t));
-    device_indices = staged.i32();
-  }
   const kernels::GatherShape s{batch, data_.channels, data_.height, data_.width, crop_padding, flip};
-  backend(device_).gather_batch(s, images_, labels_.i32(), device_indices, mean_.f32(), inv_std_.f32(), seed, stream,
+  backend(device_).gather_batch(s, images_, labels_.i32(), indices.i32(), mean_.f32(), inv_std_.f32(), seed, stream,
                                 x.f32(), y.i32());
 }
 

@@ -24,6 +24,9 @@ class DeviceData {
   // be on this data's device).
   void gather(Arena& arena, const std::vector<int32_t>& indices, int crop_padding, bool flip, uint64_t seed,
               uint64_t stream, Tensor& x, Tensor& y) const;
+  // The same for indices already on this data's device (int32 [batch]).
+  void gather(Arena& arena, const Tensor& indices, int crop_padding, bool flip, uint64_t seed, uint64_t stream,
+              Tensor& x, Tensor& y) const;
 
   const Dataset& data() const { return data_; }
   Device device() const { return device_; }

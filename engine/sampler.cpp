@@ -40,6 +40,10 @@ const std::vector<double>& SamplerState::real_array(const std::string& key, int6
   return find_entry(reals, key, size, "real");
 }
 
+DeviceDraw Sampler::draw_on_device(int64_t, int, Arena&) {
+  throw error("sampler ", name(), ": draws on the host only (the trainer uploads its draws)");
+}
+
 ShuffledSampler::ShuffledSampler(int64_t count, uint64_t seed) : count_(count), seed_(seed) {
   if (count < 1 || count > INT32_MAX) throw error("sampler: dataset size ", count, " out of range");
 }

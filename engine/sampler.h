@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/memory.h"
+#include "engine/tensor.h"
+
 namespace raisin {
 
 // Everything an adaptive sampler needs to continue a stopped run exactly (RAIS: per-example state,
@@ -37,6 +40,20 @@ struct Observation {
   double bias_gradient_sq_norm;         // ‖ĝ‖², ĝ = (1/B) Σ ω_i (softmax(z_i) − onehot(y_i))
 };
 
+// A step's draw where the step runs (samplers that draw on the training device).
+struct DeviceDraw {
+  Tensor indices;  // int32 [batch]
+  Tensor weights;  // f32 [batch]; undefined when every ω is 1
+};
+
+// What a training step measured, on the training device.
+struct DeviceObservation {
+  int64_t step;
+  const DeviceDraw& draw;
+  Tensor proxy_norms;  // f32 [batch]: ṽ_i
+  Tensor dlogits;      // f32 [batch, classes]: ω_i (softmax(z_i) − onehot(y_i)) / B, the fused loss's
+};
+
 class Sampler {
  public:
   virtual ~Sampler() = default;
@@ -53,6 +70,23 @@ class Sampler {
   // that the run continues bit for bit. Stateless samplers (the uniform ones) keep the defaults.
   virtual void save_state(SamplerState& /*state*/) const {}
   virtual void load_state(const SamplerState& /*state*/) {}
+
+  // ---- for the trainer on a GPU ----
+  // Whether observe() uses what it is given (the trainer copies a step's measurements back to the host
+  // only for samplers that do).
+  virtual bool observes() const { return false; }
+  // An upper bound on lr_multiplier() over the steps to come: the trainer queues steps without reading
+  // their progress back as long as none but the last can reach an epoch boundary.
+  virtual double max_lr_multiplier() const { return 1.0; }
+  // Samplers that keep their state on the training device (RAIS on a GPU) say so and draw, observe and
+  // hold their multiplier there; the trainer uploads the host draws of all others.
+  virtual bool draws_on_device() const { return false; }
+  // The step's indices and weights in `arena` (on the training device).
+  virtual DeviceDraw draw_on_device(int64_t step, int batch, Arena& arena);
+  virtual void observe_on_device(const DeviceObservation& /*observation*/) {}
+  // The learning-rate multiplier of the step just drawn, a double in device memory that the step's
+  // schedule_step kernel reads.
+  virtual const double* device_lr_multiplier() const { return nullptr; }
 };
 
 // Plain SGD's order: the training set as an endless stream of epochs, each a fresh permutation drawn

@@ -16,6 +16,7 @@ const char* dtype_name(DType d) {
     case DType::f32: return "f32";
     case DType::i32: return "i32";
     case DType::i64: return "i64";
+    case DType::f64: return "f64";
   }
   return "?";
 }
@@ -130,6 +131,11 @@ int64_t* Tensor::i64() const {
   return static_cast<int64_t*>(raw());
 }
 
+double* Tensor::f64() const {
+  if (dtype_ != DType::f64) throw error("tensor ", str(), ": accessed as f64");
+  return static_cast<double*>(raw());
+}
+
 Tensor Tensor::reshape(const Shape& shape) const {
   Shape resolved = shape;
   int inferred = -1;
@@ -187,6 +193,7 @@ void Tensor::fill(float value) {
     case DType::f32: backend(Device::cpu()).fill(numel(), value, f32()); break;  // parallel for large tensors
     case DType::i32: std::fill_n(i32(), numel(), int32_t(value)); break;
     case DType::i64: std::fill_n(i64(), numel(), int64_t(value)); break;
+    case DType::f64: std::fill_n(f64(), numel(), double(value)); break;
   }
 }
 

@@ -1,4 +1,4 @@
-// Tensor: float32 (int32 for labels and indices, int64 for counters) NCHW data, contiguous, on a device, over shared storage. No general
+// Tensor: float32 (int32 for labels and indices, int64 for counters, float64 for samplers' state) NCHW data, contiguous, on a device, over shared storage. No general
 // striding: reshape and flatten only change metadata. Storage comes from the caching allocator
 // (persistent tensors) or from an Arena (per-step activations; see memory.h).
 #pragma once
@@ -23,9 +23,9 @@ struct Device {
   std::string str() const;  // "cpu", "cuda:0"
 };
 
-enum class DType { f32, i32, i64 };
+enum class DType { f32, i32, i64, f64 };
 const char* dtype_name(DType d);
-constexpr size_t dtype_size(DType d) { return d == DType::i64 ? 8 : 4; }
+constexpr size_t dtype_size(DType d) { return d == DType::i64 || d == DType::f64 ? 8 : 4; }
 
 // Up to kMaxDims sizes; ndim 0 is a scalar with one element.
 class Shape {
@@ -86,6 +86,7 @@ class Tensor {
   float* f32() const;
   int32_t* i32() const;
   int64_t* i64() const;
+  double* f64() const;
 
   // Same storage, new shape (one size may be -1); throws when the element counts differ.
   Tensor reshape(const Shape& shape) const;

@@ -12,18 +12,17 @@ namespace raisin {
 
 namespace {
 
-// Σ_i ω_i · [argmax z_i = y_i] (ω ≡ 1 when weights is null): with importance weights, divided by B,
-// an unbiased estimate of the accuracy over the whole training set, as the weighted loss is of its loss.
-double count_correct(const Tensor& logits, const int32_t* labels, const float* weights = nullptr) {
+// How many rows of logits have their first maximum at the label.
+int64_t count_correct(const Tensor& logits, const int32_t* labels) {
   const int64_t batch = logits.size(0), classes = logits.size(1);
   const float* z = logits.f32();
-  double correct = 0;
+  int64_t correct = 0;
   for (int64_t i = 0; i < batch; ++i) {
     const float* row = z + i * classes;
     int64_t best = 0;
     for (int64_t k = 1; k < classes; ++k)
       if (row[k] > row[best]) best = k;
-    if (best == labels[i]) correct += weights ? weights[i] : 1.0;
+    correct += best == labels[i];
   }
   return correct;
 }
@@ -75,7 +74,7 @@ Evaluation evaluate(Module& model, const Dataset& data, const Normalization& nor
   for_each_batch(model, data, normalization, batch,
                  [&](int64_t, const Tensor& logits, const int32_t* labels, const LossOutput& loss) {
                    loss_sum += double(loss.mean_loss->value.to(Device::cpu()).f32()[0]) * double(logits.size(0));
-                   correct += int64_t(count_correct(logits, labels));
+                   correct += count_correct(logits, labels);
                  });
   Evaluation result;
   result.count = data.count;
@@ -110,56 +109,130 @@ Trainer::Trainer(Module& model, const Dataset& train, const Normalization& norma
       options_(options),
       optimizer_(model.named_parameters(), options.sgd),
       normalization_(normalization),
+      device_(model.device()),
       data_(train, normalization, model.device()),
-      arena_(0, model.device()) {
+      arena_(0, model.device()),
+      uploads_(model.device(), size_t(std::max(options.batch, 1)) * sizeof(float)) {
   if (options.batch < 1) throw error("train: batch size ", options.batch, " must be at least 1");
   if (options.batch > train.count)
     throw error("train: batch size ", options.batch, " is larger than the training set (", train.count,
                 " examples); use --batch ", train.count, " or less");
   if (options.crop_padding < 0) throw error("train: crop padding ", options.crop_padding, " must not be negative");
+  scalars_ = Tensor::zeros({kernels::kStepScalarCount}, DType::f64, device_);
+  lr_ = Tensor::zeros({1}, DType::f32, device_);
+  host_multiplier_ = Tensor::zeros({1}, DType::f64, device_);
+  metrics_ = Tensor::zeros({kMaxQueued, kernels::kStepMetricCount}, DType::f64, device_);
 }
 
-StepResult Trainer::step() {
-  arena_.reset();
-  sampler_.draw(step_, options_.batch, indices_, weights_);
-  Tensor x, y;
-  data_.gather(arena_, indices_, options_.crop_padding, options_.flip, options_.seed, uint64_t(step_), x, y);
-  Tensor weights;
+// The step's indices and weights on the device: the sampler's own when it draws there, else its host
+// draw uploaded through the ring.
+DeviceDraw Trainer::draw(int64_t step) {
+  if (sampler_.draws_on_device()) return sampler_.draw_on_device(step, options_.batch, arena_);
+  sampler_.draw(step, options_.batch, indices_, weights_);
+  DeviceDraw draw;
+  draw.indices = Tensor::empty(arena_, {options_.batch}, DType::i32);
+  uploads_.upload(draw.indices.i32(), indices_.data(), indices_.size() * sizeof(int32_t));
   if (!weights_.empty()) {
-    weights = Tensor::empty(arena_, {options_.batch});
-    backend(arena_.device()).copy_to_device(weights.f32(), weights_.data(), weights_.size() * sizeof(float));
+    draw.weights = Tensor::empty(arena_, {options_.batch});
+    uploads_.upload(draw.weights.f32(), weights_.data(), weights_.size() * sizeof(float));
   }
+  return draw;
+}
+
+// Tells the sampler what the step measured: on the device, or, for host samplers that want it, as a
+// host copy (a wait for the device, once per step; the uniform samplers want nothing).
+void Trainer::observe(int64_t step, const DeviceDraw& draw, const LossOutput& loss) {
+  if (sampler_.draws_on_device()) {
+    sampler_.observe_on_device({step, draw, loss.proxy_norm, loss.dlogits});
+    return;
+  }
+  if (!sampler_.observes()) return;
+  const Tensor proxy_norms = loss.proxy_norm.to(Device::cpu());
+  sampler_.observe({step, indices_, proxy_norms.f32(), weights_.empty() ? nullptr : weights_.data(),
+                    bias_gradient_sq_norm(loss.dlogits.to(Device::cpu()))});
+}
+
+void Trainer::queue_step() {
+  if (queued_ >= kMaxQueued) throw error("train: ", queued_, " steps queued; drain() them first");
+  const int64_t step = step_ + queued_;
+  const Backend& b = backend(device_);
+  arena_.reset();
+  const DeviceDraw drawn = draw(step);
+  Tensor x, y;
+  data_.gather(arena_, drawn.indices, options_.crop_padding, options_.flip, options_.seed, uint64_t(step), x, y);
 
   Tape tape(&arena_);
-  Context ctx{.tape = &tape, .arena = &arena_, .training = true, .seed = options_.seed, .step = uint64_t(step_)};
+  Context ctx{.tape = &tape, .arena = &arena_, .training = true, .seed = options_.seed, .step = uint64_t(step)};
   Var logits = model_.forward(ctx, constant(x));
-  LossOutput loss = softmax_cross_entropy(ctx, logits, y, weights);
-  const float loss_value = loss.mean_loss->value.to(Device::cpu()).f32()[0];
-  if (!std::isfinite(loss_value))
-    throw error("train: the loss became ", loss_value, " at step ", step_, "; lower the learning rate");
+  LossOutput loss = softmax_cross_entropy(ctx, logits, y, drawn.weights);
   optimizer_.zero_grad();
   tape.backward(loss.mean_loss);
 
-  const double multiplier = sampler_.lr_multiplier();
-  const float lr = float(multiplier * options_.schedule.lr(progress_));
-  optimizer_.step(lr);
-  const Tensor proxy_norms = loss.proxy_norm.to(Device::cpu());
-  sampler_.observe({step_, indices_, proxy_norms.f32(), weights_.empty() ? nullptr : weights_.data(),
-                    bias_gradient_sq_norm(logits->grad.to(Device::cpu()))});
+  // lr = r̂ · schedule(progress) and progress += r̂ · B/n, on the device; r̂ from the sampler's device
+  // memory, or its host value.
+  const double* multiplier = sampler_.device_lr_multiplier();
+  const double host_multiplier = multiplier ? 1.0 : sampler_.lr_multiplier();
+  if (!multiplier && !device_.is_cpu()) {
+    uploads_.upload(host_multiplier_.f64(), &host_multiplier, sizeof host_multiplier);
+    multiplier = host_multiplier_.f64();
+  }
+  b.schedule_step(options_.schedule.kernel_form(), double(options_.batch) / double(train_.count), multiplier,
+                  host_multiplier, scalars_.f64(), lr_.f32());
+  optimizer_.step(lr_.f32());
+  const kernels::LossShape shape{options_.batch, int(logits->value.size(1))};
+  b.step_metrics(shape, logits->value.f32(), y.i32(), drawn.weights.defined() ? drawn.weights.f32() : nullptr,
+                 loss.mean_loss->value.f32(), lr_.f32(), scalars_.f64(),
+                 metrics_.f64() + queued_ * kernels::kStepMetricCount);
+  observe(step, drawn, loss);
+  ++queued_;
+}
 
-  labels_.resize(indices_.size());
-  for (size_t i = 0; i < indices_.size(); ++i) labels_[i] = train_.labels[size_t(indices_[i])];
-  const double correct = count_correct(logits->value.to(Device::cpu()), labels_.data(),
-                                       weights_.empty() ? nullptr : weights_.data());
-  StepResult result{step_, loss_value, correct / options_.batch, lr, multiplier};
-  progress_ += multiplier * options_.batch / double(train_.count);
-  ++step_;
-  return result;
+std::vector<StepResult> Trainer::drain() {
+  std::vector<StepResult> results;
+  if (queued_ == 0) return results;
+  metrics_host_.resize(size_t(queued_) * kernels::kStepMetricCount);
+  backend(device_).copy_to_host(metrics_host_.data(), metrics_.f64(), metrics_host_.size() * sizeof(double));
+  for (int64_t q = 0; q < queued_; ++q) {
+    const double* row = &metrics_host_[size_t(q) * kernels::kStepMetricCount];
+    StepResult r;
+    r.step = step_ + q;
+    r.loss = row[kernels::kMetricLoss];
+    r.accuracy = row[kernels::kMetricAccuracy];
+    r.lr = float(row[kernels::kMetricLr]);
+    r.lr_multiplier = row[kernels::kMetricMultiplier];
+    r.progress = row[kernels::kMetricProgress];
+    if (!std::isfinite(r.loss))
+      throw error("train: the loss became ", r.loss, " at step ", r.step, "; lower the learning rate");
+    results.push_back(r);
+  }
+  step_ += queued_;
+  progress_ = results.back().progress;
+  queued_ = 0;
+  return results;
+}
+
+StepResult Trainer::step() {
+  queue_step();
+  return drain().back();
+}
+
+int64_t Trainer::steps_before(double epochs) const {
+  if (queued_ != 0) throw error("train: steps_before needs the queued steps drained first");
+  const double per_step = sampler_.max_lr_multiplier() * double(options_.batch) / double(train_.count);
+  const double room = epochs - 1e-9 - progress_;
+  if (!(per_step > 0) || !std::isfinite(per_step) || room <= 0) return 1;
+  // k − 1 steps of at most per_step each stay below the boundary: k = ⌈room/per_step⌉, with a margin
+  // far above the rounding of the device's running sum.
+  const double k = std::ceil(room / per_step - 1e-6);
+  return int64_t(std::clamp(k, 1.0, double(kMaxQueued)));
 }
 
 void Trainer::restore(int64_t steps, double progress) {
+  if (queued_ != 0) throw error("train: restore needs the queued steps drained first");
   step_ = steps;
   progress_ = progress;
+  const double scalars[kernels::kStepScalarCount] = {progress, 1.0};
+  backend(device_).copy_to_device(scalars_.f64(), scalars, sizeof scalars);
 }
 
 }  // namespace raisin

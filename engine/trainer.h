@@ -1,5 +1,6 @@
-// One model, one dataset, one sampler, on the model's device (move the model first, Module::to): the training step (draw, gather and augment, forward, fused
-// loss, backward, SGD at r̂ · lr_schedule(progress)) and evaluation. Progress is counted in epochs
+// One model, one dataset, one sampler, on the model's device (move the model first, Module::to): the
+// training step (draw, gather and augment, forward, fused loss, backward, SGD at r̂ · lr_schedule(progress))
+// and evaluation. Progress is counted in epochs
 // (epochs-equivalent for importance samplers: each step adds r̂ · B / n). Activations live in an arena
 // reset every step, so after the first step a step allocates nothing.
 #pragma once
@@ -9,9 +10,11 @@
 #include "engine/dataset.h"
 #include "engine/device_data.h"
 #include "engine/module.h"
+#include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/sampler.h"
 #include "engine/schedule.h"
+#include "engine/staging.h"
 
 namespace raisin {
 
@@ -25,11 +28,12 @@ struct TrainOptions {
 };
 
 struct StepResult {
-  int64_t step = 0;          // index of the step just taken
+  int64_t step = 0;          // index of the step
   double loss = 0;           // weighted mean loss of the batch
   double accuracy = 0;       // fraction of the batch classified correctly (importance-weighted, like the loss)
   float lr = 0;              // learning rate applied
   double lr_multiplier = 1;  // r̂
+  double progress = 0;       // epochs (-equivalent) after the step
 };
 
 struct Evaluation {
@@ -47,33 +51,60 @@ Evaluation evaluate(Module& model, const Dataset& data, const Normalization& nor
 double proxy_norms(Module& model, const Dataset& data, const Normalization& normalization, std::vector<float>& norms,
                    int batch = 500);
 
+// The step runs where the model is and, on a GPU, never waits for the host: the sampler draws there
+// (or its host draws are uploaded through a pinned ring), the learning rate and progress are computed
+// there (schedule_step) and each step's metrics go to a ring in device memory (step_metrics) that the
+// host reads when it drains the queued steps.
 class Trainer {
  public:
   Trainer(Module& model, const Dataset& train, const Normalization& normalization, Sampler& sampler,
           TrainOptions options);
 
+  // Queues one step (on a GPU: returns before it has run). At most kMaxQueued steps between drains.
+  void queue_step();
+  // Waits for the queued steps and returns their results in order; throws, naming the step, when one
+  // of them had a non-finite loss.
+  std::vector<StepResult> drain();
+  // queue_step() and drain(): one step, waited for.
   StepResult step();
+  static constexpr int kMaxQueued = 256;
+  int64_t queued() const { return queued_; }
+  // How many steps may be queued now (1 to kMaxQueued) so that none but the last can bring progress()
+  // to `epochs` (within 1e-9): the bound uses the sampler's max_lr_multiplier(). Needs an empty queue.
+  int64_t steps_before(double epochs) const;
+
   Evaluation evaluate(const Dataset& data, int batch = 500) { return raisin::evaluate(model_, data, normalization_, batch); }
 
+  // Steps taken and progress (epochs, or epochs-equivalent) as of the last drain.
   int64_t steps() const { return step_; }
-  double progress() const { return progress_; }  // epochs (-equivalent)
+  double progress() const { return progress_; }
   // Where to continue from (used by resume, with the model and optimizer state restored).
   void restore(int64_t steps, double progress);
   Sgd& optimizer() { return optimizer_; }
   const Arena& arena() const { return arena_; }
 
  private:
+  DeviceDraw draw(int64_t step);
+  void observe(int64_t step, const DeviceDraw& draw, const LossOutput& loss);
+
   Module& model_;
   const Dataset& train_;
   Sampler& sampler_;
   TrainOptions options_;
   Sgd optimizer_;
   Normalization normalization_;
+  Device device_;
   DeviceData data_;  // the training set on the model's device
   Arena arena_;      // on the model's device
-  std::vector<int32_t> indices_, labels_;
+  UploadRing uploads_;  // host draws (and a host-known multiplier) to the device
+  Tensor scalars_;   // f64 [kStepScalarCount]: progress and the last multiplier (kernels/shapes.h)
+  Tensor lr_;        // f32 [1]: the learning rate of the step being queued
+  Tensor host_multiplier_;  // f64 [1]: the host sampler's multiplier, uploaded each step
+  Tensor metrics_;   // f64 [kMaxQueued, kStepMetricCount]: the queued steps' metrics
+  std::vector<int32_t> indices_;
   std::vector<float> weights_;
-  int64_t step_ = 0;
+  std::vector<double> metrics_host_;
+  int64_t step_ = 0, queued_ = 0;
   double progress_ = 0;
 };
 

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include "engine/sampler.h"
@@ -28,6 +29,8 @@ class OracleSampler : public Sampler {
   std::string name() const override { return "oracle"; }
   void draw(int64_t step, int batch, std::vector<int32_t>& indices, std::vector<float>& weights) override;
   double lr_multiplier() const override { return ratio_; }
+  // Any value at its next refresh: the trainer reads every step back.
+  double max_lr_multiplier() const override { return std::numeric_limits<double>::infinity(); }
   const std::vector<double>& probabilities() const { return p_; }
   int64_t refreshes() const { return refreshes_; }
   // Checkpoints keep the norms and G of the last refresh (p, the alias table and r are rebuilt from

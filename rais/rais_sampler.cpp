@@ -9,6 +9,19 @@
 
 namespace raisin::rais {
 
+void validate(const RaisOptions& options) {
+  if (options.record_batches < 1) throw error("rais: record_batches ", options.record_batches, " must be ≥ 1");
+  if (options.refresh < 1) throw error("rais: refresh ", options.refresh, " must be ≥ 1 step");
+  if (!(options.uniform_share >= 0 && options.uniform_share < 1))
+    throw error("rais: uniform share ", options.uniform_share, " must be in [0, 1)");
+  const bool has_initial = !options.initial_c.empty() || !options.initial_d.empty();
+  if (has_initial && (options.initial_c.size() != kFeatureCount || options.initial_d.size() != kFeatureCount))
+    throw error("rais: initial c and d need ", kFeatureCount, " values each");
+  if (!options.shuffled_warmup && !has_initial)
+    throw error("rais: without the shuffled warm-up epoch, give an initial (c, d)");
+  GainRatio check(options.gain_ratio);  // throws on a bad α or clamp
+}
+
 RaisSampler::RaisSampler(int64_t count, uint64_t seed, RaisOptions options)
     : n_(count),
       seed_(seed),
@@ -18,18 +31,10 @@ RaisSampler::RaisSampler(int64_t count, uint64_t seed, RaisOptions options)
       last_norm_(size_t(count), 0.0f),
       last_seen_(size_t(count), -1),
       features_(size_t(count) * kFeatureCount) {
-  if (options_.record_batches < 1) throw error("rais: record_batches ", options_.record_batches, " must be ≥ 1");
-  if (options_.refresh < 1) throw error("rais: refresh ", options_.refresh, " must be ≥ 1 step");
-  if (!(options_.uniform_share >= 0 && options_.uniform_share < 1))
-    throw error("rais: uniform share ", options_.uniform_share, " must be in [0, 1)");
-  const bool has_initial = !options_.initial_c.empty() || !options_.initial_d.empty();
-  if (has_initial && (options_.initial_c.size() != kFeatureCount || options_.initial_d.size() != kFeatureCount))
-    throw error("rais: initial c and d need ", kFeatureCount, " values each");
-  if (has_initial) c_ = options_.initial_c, d_ = options_.initial_d;
-  if (!options_.shuffled_warmup) {
-    if (!has_initial) throw error("rais: without the shuffled warm-up epoch, give an initial (c, d)");
-    importance_ = true;
-  }
+  validate(options_);
+  c_ = options_.initial_c;
+  d_ = options_.initial_d;
+  importance_ = !options_.shuffled_warmup;
   if (!options_.trace_dir.empty()) trace_ = std::make_unique<TraceWriter>(options_.trace_dir);
 }
 

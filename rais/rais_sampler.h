@@ -47,6 +47,9 @@ struct RaisOptions {
   std::string trace_dir;
 };
 
+// Throws raisin::Error naming the first setting out of range (the samplers' constructors call it).
+void validate(const RaisOptions& options);
+
 // What the sampler has done, for logs and traces.
 struct RaisStats {
   int64_t solves = 0, failed_solves = 0;
@@ -64,6 +67,8 @@ class RaisSampler : public Sampler {
   void draw(int64_t step, int batch, std::vector<int32_t>& indices, std::vector<float>& weights) override;
   void observe(const Observation& observation) override;
   double lr_multiplier() const override { return importance_ ? gain_ratio_.value() : 1.0; }
+  bool observes() const override { return true; }
+  double max_lr_multiplier() const override { return options_.gain_ratio.max; }
   void save_state(SamplerState& state) const override;
   void load_state(const SamplerState& state) override;
   RaisStats stats() const;

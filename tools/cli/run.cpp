@@ -20,6 +20,7 @@
 #include "engine/sampler.h"
 #include "engine/trainer.h"
 #include "models/models.h"
+#include "rais/device_sampler.h"
 #include "rais/oracle_sampler.h"
 #include "rais/rais_sampler.h"
 #include "tools/cli/progress.h"
@@ -134,6 +135,7 @@ std::unique_ptr<Sampler> make_sampler(const Flags& flags, int64_t count, uint64_
     if (pt_thread != "auto" && pt_thread != "yes" && pt_thread != "no")
       throw error("raisin train: --rais-pt-thread ", pt_thread, " is not one of auto, yes, no");
     options.background_solve = pt_thread == "yes" || (pt_thread == "auto" && !device.is_cpu());
+    if (!device.is_cpu()) return std::make_unique<rais::DeviceRaisSampler>(count, seed, device, options);
     return std::make_unique<rais::RaisSampler>(count, seed, options);
   }
   throw error("raisin train: unknown --sampler '", name, "': use uniform, uniform-iid, rais or oracle");
@@ -141,11 +143,12 @@ std::unique_ptr<Sampler> make_sampler(const Flags& flags, int64_t count, uint64_
 
 // One line on the RAIS sampler's state, for the log at each epoch.
 std::string rais_status(const Sampler& sampler) {
-  const auto* r = dynamic_cast<const rais::RaisSampler*>(&sampler);
-  if (!r) return "";
-  const rais::RaisStats s = r->stats();
+  rais::RaisStats s;
+  if (const auto* r = dynamic_cast<const rais::RaisSampler*>(&sampler)) s = r->stats();
+  else if (const auto* d = dynamic_cast<const rais::DeviceRaisSampler*>(&sampler)) s = d->stats();
+  else return "";
   std::ostringstream out;
-  out << "rais: r̂ " << r->lr_multiplier() << (s.importance_sampling ? "" : " (shuffled warm-up)") << ", PT solves "
+  out << "rais: r̂ " << sampler.lr_multiplier() << (s.importance_sampling ? "" : " (shuffled warm-up)") << ", PT solves "
       << s.solves << " (" << s.failed_solves << " failed), clamped steps " << s.clamped_steps << ", largest weight "
       << s.largest_weight << ", c = [";
   for (size_t k = 0; k < s.c.size(); ++k) out << (k ? ", " : "") << s.c[k];
@@ -294,8 +297,8 @@ RunSummary run_training(Flags& flags) {
   const double stop_after = flags.real("stop-after", 0, 1e6);
   const double eval_train_every = flags.real("eval-train-every", 0, 1e6);
   // Evaluations of the training set are due whenever progress passes a multiple of the cadence.
-  auto train_eval_index = [&] {
-    return eval_train_every > 0 ? int64_t(std::floor(trainer.progress() / eval_train_every + 1e-9)) : 0;
+  auto train_eval_index = [&](double progress) {
+    return eval_train_every > 0 ? int64_t(std::floor(progress / eval_train_every + 1e-9)) : 0;
   };
 
   // The training clock: wall-clock time less evaluations and checkpoint writes, which run
@@ -321,10 +324,11 @@ RunSummary run_training(Flags& flags) {
   Evaluation test{};
   bool stopped_early = false;
 
-  while (trainer.progress() < epochs - 1e-9) {
-    const int64_t epoch_before = int64_t(std::floor(trainer.progress() + 1e-9));
-    const int64_t train_eval_before = train_eval_index();
-    const StepResult r = trainer.step();
+  // Everything the host does after a step: its rows, the progress line and, when the step ends an
+  // epoch or a training-set evaluation interval, the evaluations and the checkpoint. False: stop early.
+  auto after_step = [&](const StepResult& r, double progress_before) {
+    const int64_t steps_done = r.step + 1;
+    const int64_t epoch_before = int64_t(std::floor(progress_before + 1e-9));
     epoch_loss_sum += r.loss;
     epoch_accuracy_sum += r.accuracy;
     ++epoch_steps;
@@ -332,46 +336,46 @@ RunSummary run_training(Flags& flags) {
     // images/s over windows of at least a second, also closed at each epoch's end (a GPU epoch can take
     // less than a second); the first step (warm-up: cuDNN plans, first-touch pages) is a window alone.
     const double interval = seconds_since(interval_start);
-    const bool epoch_ends = int64_t(std::floor(trainer.progress() + 1e-9)) > epoch_before || trainer.progress() >= epochs - 1e-9;
+    const bool epoch_ends = int64_t(std::floor(r.progress + 1e-9)) > epoch_before || r.progress >= epochs - 1e-9;
     if (interval > 0 && (interval >= 1.0 || epoch_ends || images_per_second == 0)) {
       images_per_second = interval_steps * options.batch / interval;
       interval_start = std::chrono::steady_clock::now();
       interval_steps = 0;
     }
     const double wall = training_seconds();  // at the end of this step, for every row about it
-    steps_out << r.step << ',' << trainer.progress() << ',' << r.loss << ',' << r.accuracy << ',' << r.lr << ','
+    steps_out << r.step << ',' << r.progress << ',' << r.loss << ',' << r.accuracy << ',' << r.lr << ','
               << r.lr_multiplier << ',' << wall << ',' << images_per_second << '\n';
 
-    ProgressState state{trainer.steps(), total_steps, trainer.progress(), epochs, epoch_loss_sum / epoch_steps,
+    ProgressState state{steps_done, total_steps, r.progress, epochs, epoch_loss_sum / epoch_steps,
                         epoch_accuracy_sum / epoch_steps, images_per_second,
-                        images_per_second > 0 ? (total_steps - trainer.steps()) * options.batch / images_per_second : 0};
+                        images_per_second > 0 ? (total_steps - steps_done) * options.batch / images_per_second : 0};
     progress.update(state);
 
-    const bool epoch_done = int64_t(std::floor(trainer.progress() + 1e-9)) > epoch_before;
-    const bool finished = trainer.progress() >= epochs - 1e-9;
-    if (eval_train_every > 0 && (train_eval_index() > train_eval_before || finished)) {
+    const bool epoch_done = int64_t(std::floor(r.progress + 1e-9)) > epoch_before;
+    const bool finished = r.progress >= epochs - 1e-9;
+    if (eval_train_every > 0 && (train_eval_index(r.progress) > train_eval_index(progress_before) || finished)) {
       Evaluation full;
       const double seconds = off_the_clock([&] { full = trainer.evaluate(data.train); });
-      train_eval_out << trainer.steps() << ',' << trainer.progress() << ',' << full.loss << ',' << full.accuracy << ','
+      train_eval_out << steps_done << ',' << r.progress << ',' << full.loss << ',' << full.accuracy << ','
                      << wall << ',' << seconds << '\n';
       train_eval_out.flush();
       std::snprintf(text, sizeof text, "epoch %.2f  step %lld  whole training set (evaluation mode): loss %.4f  acc %.2f%%  (%.1f s, off the clock)",
-                    trainer.progress(), (long long)trainer.steps(), full.loss, 100 * full.accuracy, seconds);
+                    r.progress, (long long)steps_done, full.loss, 100 * full.accuracy, seconds);
       progress.line(text);
       summary.final_full_train_loss = full.loss;
       summary.final_full_train_accuracy = full.accuracy;
     }
-    if (!epoch_done && !finished) continue;
+    if (!epoch_done && !finished) return true;
 
     off_the_clock([&] { test = trainer.evaluate(data.test); });
     const double train_loss = epoch_loss_sum / epoch_steps, train_accuracy = epoch_accuracy_sum / epoch_steps;
-    epochs_out << trainer.steps() << ',' << trainer.progress() << ',' << train_loss << ',' << train_accuracy << ','
+    epochs_out << steps_done << ',' << r.progress << ',' << train_loss << ',' << train_accuracy << ','
                << test.loss << ',' << 1 - test.accuracy << ',' << wall << ',' << images_per_second << '\n';
     epochs_out.flush();
     steps_out.flush();
     std::snprintf(text, sizeof text,
                   "epoch %.2f  step %lld  train loss %.4f  train acc %.2f%%  test loss %.4f  test acc %.2f%%  %.0f img/s  %s",
-                  trainer.progress(), (long long)trainer.steps(), train_loss, 100 * train_accuracy, test.loss,
+                  r.progress, (long long)steps_done, train_loss, 100 * train_accuracy, test.loss,
                   100 * test.accuracy, images_per_second, format_duration(wall).c_str());
     progress.line(text);
     if (const std::string status = rais_status(*sampler); !status.empty()) progress.line(status);
@@ -379,9 +383,27 @@ RunSummary run_training(Flags& flags) {
     epoch_loss_sum = epoch_accuracy_sum = 0;
     epoch_steps = 0;
     off_the_clock([&] { checkpoint(wall); });
-    if (stop_after > 0 && trainer.progress() >= stop_after - 1e-9 && !finished) {
+    if (stop_after > 0 && r.progress >= stop_after - 1e-9 && !finished) {
       stopped_early = true;
-      break;
+      return false;
+    }
+    return true;
+  };
+
+  // Steps are queued in runs of which only the last can end an epoch, an evaluation interval or the
+  // run (Trainer::steps_before), then drained: on a GPU the host reads back once per run, and every
+  // row is what one step at a time would give.
+  constexpr int64_t kMostQueued = 64;
+  bool go_on = true;
+  while (go_on && trainer.progress() < epochs - 1e-9) {
+    double boundary = std::min(std::floor(trainer.progress() + 1e-9) + 1, epochs);
+    if (eval_train_every > 0) boundary = std::min(boundary, double(train_eval_index(trainer.progress()) + 1) * eval_train_every);
+    const int64_t run = std::min(trainer.steps_before(boundary), kMostQueued);
+    double progress_before = trainer.progress();
+    for (int64_t q = 0; q < run; ++q) trainer.queue_step();
+    for (const StepResult& r : trainer.drain()) {
+      if (go_on) go_on = after_step(r, progress_before);
+      progress_before = r.progress;
     }
   }
   progress.finish();
