@@ -39,7 +39,8 @@ safetensors::Entry to_entry(const std::string& path, std::string name, const Ten
   if (!e.data.empty()) {
     const void* src = t.dtype() == DType::f32   ? static_cast<const void*>(t.f32())
                       : t.dtype() == DType::i32 ? static_cast<const void*>(t.i32())
-                                                : static_cast<const void*>(t.i64());
+                      : t.dtype() == DType::i64 ? static_cast<const void*>(t.i64())
+                                                : static_cast<const void*>(t.f64());
     std::memcpy(e.data.data(), src, e.data.size());
   }
   return e;
@@ -100,8 +101,6 @@ std::vector<std::pair<Tensor, const safetensors::Entry*>> match(
       throw error("checkpoint ", path, file_model(file), ": tensor '", e->name, "' is ", e->dtype, " ",
                   safetensors::shape_string(e->shape), " in the file but ", file_dtype(t.dtype()), " ",
                   safetensors::shape_string(want), " in the ", what);
-    if (!t.device().is_cpu())
-      throw error("checkpoint ", path, ": cannot load '", e->name, "' into ", t.str(), ": not a cpu tensor");
   }
   return pairs;
 }

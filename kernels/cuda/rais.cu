@@ -32,13 +32,7 @@ int blocks_for(int64_t items) {
 }
 
 // a·b rounded on its own: nvcc may not contract it with the sum it feeds (the CPU twin does not).
-__device__ __forceinline__ double mul(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __dmul_rn(a, b);
-#else
-  return a * b;  // the emulator: g++ without contraction
-#endif
-}
+__device__ __forceinline__ double mul(double a, double b) { return __dmul_rn(a, b); }
 
 __global__ void features_kernel(int64_t n, const float* last_norm, const int64_t* last_seen, int64_t step,
                                 int64_t steps_per_epoch, float* features) {

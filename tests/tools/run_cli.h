@@ -1,9 +1,15 @@
-// Drives the raisin command line in-process for the CLI tests: run({"train", "--epochs", "1"}); and
-// ScratchDir, an empty folder for a test's runs.
+// Drives the raisin command line in-process for the CLI tests: run({"train", "--epochs", "1"}); ScratchDir,
+// an empty folder for a test's runs; readers of its CSVs; and the check that a run stopped and resumed
+// equals an uninterrupted one.
 #pragma once
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,5 +36,60 @@ struct ScratchDir {
   ScratchDir& operator=(const ScratchDir&) = delete;
   const std::filesystem::path path;
 };
+
+inline std::vector<std::vector<std::string>> read_csv(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::vector<std::vector<std::string>> rows;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    std::string cell;
+    while (std::getline(ss, cell, ',')) cells.push_back(cell);
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+inline std::string file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Trains `common` straight through, and again stopped after each epoch in `stops` and resumed; the
+// final model and every step's loss, learning rate and multiplier must be the same bit for bit.
+inline void expect_resume_is_exact(const std::string& name, const std::vector<std::string>& common,
+                                   const std::vector<std::string>& stops) {
+  const ScratchDir straight_dir(name + "_straight"), split_dir(name + "_split");
+  const std::filesystem::path &straight = straight_dir.path, &split = split_dir.path;
+  auto with = [&](std::vector<std::string> args, std::vector<std::string> extra) {
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  std::vector<std::string> train = {"train"};
+  train.insert(train.end(), common.begin(), common.end());
+  ASSERT_EQ(run(with(train, {"--out", straight.string()})), 0);
+  ASSERT_EQ(run(with(train, {"--out", split.string(), "--stop-after", stops.front()})), 0);
+  EXPECT_FALSE(std::filesystem::exists(split / "model.safetensors")) << "a stopped run has only its checkpoint";
+  for (size_t i = 1; i < stops.size(); ++i)
+    ASSERT_EQ(run({"train", "--resume", split.string(), "--stop-after", stops[i]}), 0);
+  ASSERT_EQ(run({"train", "--resume", split.string()}), 0);
+
+  EXPECT_TRUE(file_bytes(straight / "model.safetensors") == file_bytes(split / "model.safetensors"))
+      << "the final models differ";
+  const auto a = read_csv(straight / "steps.csv"), b = read_csv(split / "steps.csv");
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)  // step, epoch, loss, accuracy, lr, multiplier (not the timings)
+    for (size_t c = 0; c < 6; ++c) ASSERT_EQ(a[i][c], b[i][c]) << "steps.csv row " << i << " column " << c;
+  const auto ea = read_csv(straight / "epochs.csv"), eb = read_csv(split / "epochs.csv");
+  ASSERT_EQ(ea.size(), eb.size());
+  for (size_t i = 0; i < ea.size(); ++i)  // step, epoch, train and test loss and accuracy
+    for (size_t c = 0; c < 6; ++c) ASSERT_EQ(ea[i][c], eb[i][c]) << "epochs.csv row " << i << " column " << c;
+  const auto ta = read_csv(straight / "train_eval.csv"), tb = read_csv(split / "train_eval.csv");
+  ASSERT_EQ(ta.size(), tb.size());
+  for (size_t i = 0; i < ta.size(); ++i)  // step, epoch, loss, accuracy
+    for (size_t c = 0; c < 4; ++c) ASSERT_EQ(ta[i][c], tb[i][c]) << "train_eval.csv row " << i << " column " << c;
+  EXPECT_NE(run({"train", "--resume", split.string()}), 0) << "a finished run cannot be resumed";
+}
 
 }  // namespace raisin::test

@@ -1,0 +1,66 @@
+// `raisin train --device cuda` end to end through the CLI (over the CUDA emulator in CI, on a GPU in the
+// real build): the RAIS sampler on the device, steps queued in runs and drained, evaluations at the
+// steps where progress crosses each boundary, and a run stopped and resumed equal to an uninterrupted one.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "engine/cuda/backend.h"
+#include "tests/support/check.h"
+#include "tests/tools/run_cli.h"
+
+namespace raisin {
+namespace {
+
+class DeviceCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string reason = register_cuda_backend();
+    if (reason.empty()) return;
+    if (test::gpu_required()) FAIL() << "RAISIN_REQUIRE_GPU=1 but " << reason;
+    GTEST_SKIP() << reason;
+  }
+};
+
+const std::vector<std::string> kRaisRun = {"--device", "cuda", "--data", "synthetic", "--model", "mlp",
+                                           "--epochs", "5", "--train-subset", "512", "--test-subset", "64",
+                                           "--batch", "32", "--sampler", "rais", "--rais-records", "5",
+                                           "--rais-refresh", "3", "--lr", "0.005", "--eval-train-every", "0.5",
+                                           "--seed", "3"};
+
+TEST_F(DeviceCli, RaisRunStoppedAndResumedEqualsUninterrupted) {
+  test::expect_resume_is_exact("device_rais", kRaisRun, {"1", "3"});
+}
+
+// Each epochs.csv and train_eval.csv row is written at the first step whose progress reaches its
+// boundary, as with one step at a time, although the steps were queued in runs.
+TEST_F(DeviceCli, EvaluatesAtTheStepThatCrossesEachBoundary) {
+  const test::ScratchDir scratch("device_boundaries");
+  std::vector<std::string> args = {"train", "--out", scratch.path.string()};
+  args.insert(args.end(), kRaisRun.begin(), kRaisRun.end());
+  ASSERT_EQ(test::run(args), 0);
+  const auto steps = test::read_csv(scratch.path / "steps.csv");
+  ASSERT_GT(steps.size(), 2u);
+  std::vector<double> progress(steps.size() - 1);  // after step i
+  for (size_t i = 1; i < steps.size(); ++i) progress[i - 1] = std::stod(steps[i][1]);
+  EXPECT_NE(std::stod(steps.back()[5]), 1.0) << "r̂ should have left 1 after the warm-up";
+  auto check = [&](const char* file, double every) {
+    const auto rows = test::read_csv(scratch.path / file);
+    ASSERT_GT(rows.size(), 1u) << file;
+    for (size_t r = 1; r < rows.size(); ++r) {
+      const int64_t step = std::stoll(rows[r][0]);  // steps taken when the row was written
+      ASSERT_GE(step, 1);
+      ASSERT_LE(step, int64_t(progress.size()));
+      const double after = progress[size_t(step - 1)], before = step >= 2 ? progress[size_t(step - 2)] : 0.0;
+      const bool last = step == int64_t(progress.size());
+      EXPECT_TRUE(last || std::floor(after / every + 1e-9) > std::floor(before / every + 1e-9))
+          << file << " row " << r << " at step " << step << " (progress " << before << " -> " << after << ")";
+    }
+  };
+  check("epochs.csv", 1.0);
+  check("train_eval.csv", 0.5);
+}
+
+}  // namespace
+}  // namespace raisin
