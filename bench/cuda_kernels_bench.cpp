@@ -249,6 +249,18 @@ void BM_RaisDistribution(benchmark::State& state) {
 }
 BENCHMARK(BM_RaisDistribution)->Arg(60000)->Arg(1000000)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
+// ---- RAIS: the alias-table build (split method) over 60 000 and a million weights ----
+void BM_AliasBuild(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  const int64_t n = state.range(0);
+  Device<double> weights(n, 0.01, 1), prob(n), workspace(cuda::alias_workspace_doubles(n));
+  Device<int32_t> alias(n, 0, 1);
+  // Compulsory traffic: the weights read, prob and alias written.
+  time_launches(state, [&] { cuda::alias_build(n, weights.ptr, prob.ptr, alias.ptr, workspace.ptr); },
+                double(sizeof(double) * 2 + sizeof(int32_t)) * n, 0);
+}
+BENCHMARK(BM_AliasBuild)->Arg(60000)->Arg(1000000)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
 // ---- linear (cuBLAS): args batch, in, out ----
 void BM_LinearForward(benchmark::State& state) {
   if (skip_without_gpu(state)) return;
