@@ -1,9 +1,11 @@
 """The short table that ends tools/gpu-check: test counts (and failures) from ctest's JUnit file; each CUDA
-kernel benchmark's time per launch and achieved GB/s or GFLOP/s; training images/s of raisin and PyTorch
-(eager, compiled) on the same GPU, RAIS's overhead per step; the CLI's one-epoch MNIST run.
+kernel benchmark's time per launch and achieved GB/s or GFLOP/s; training images/s and step time of raisin
+and PyTorch (eager, compiled) on the same GPU; RAIS's overhead per step; the two `raisin compare` runs
+(rais against uniform on Fashion-MNIST and CIFAR-10). Issue 6's targets are marked `met` or `MISSED`.
 usage: python3 tools/gpu_check_table.py LOGDIR"""
 import csv
 import json
+import math
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -78,29 +80,72 @@ def main():
     train = {}
     for b in benchmarks(logdir / "train_bench.json"):
         if not b.get("error_occurred") and "images/s" in b:
-            train[b["name"].split("/")[1]] = (b["images/s"], microseconds(b))
+            _, model, batch = b["name"].split("/")[:3]
+            train[model] = (b["images/s"], 1e3 * int(batch) / b["images/s"])  # images/s, ms per step
     eager, compiled = pytorch_rates(logdir / "pytorch_eager.txt"), pytorch_rates(logdir / "pytorch_compile.txt")
-    print(f"\n{'training, batch 128, fp32':<26}  {'raisin img/s':>12}  {'torch eager':>11}  {'torch.compile':>13}")
+    print(f"\n{'training, batch 128, fp32':<26}  {'raisin img/s':>12}  {'ms/step':>7}  {'torch eager':>11}  "
+          f"{'torch.compile':>13}")
     for model, key in (("lenet5", "lenet5"), ("resnet20", "resnet20"), ("vgg-small", "vgg_small")):
-        ours = f"{train[key][0]:.0f}" if key in train else "-"
+        ours, ms = (f"{train[key][0]:.0f}", f"{train[key][1]:.2f}") if key in train else ("-", "-")
         e = f"{eager[model]:.0f}" if model in eager else "-"
         c = f"{compiled[model]:.0f}" if model in compiled else "-"
-        print(f"{model:<26}  {ours:>12}  {e:>11}  {c:>13}")
+        print(f"{model:<26}  {ours:>12}  {ms:>7}  {e:>11}  {c:>13}")
+    if "resnet20" in train and "resnet20" in eager:
+        ours = train["resnet20"][0]
+        line = (f"resnet20, raisin / torch eager: {ours / eager['resnet20']:.2f}x, "
+                f"{mark(ours >= 1.5 * eager['resnet20'])} (>= 1.5x)")
+        if "resnet20" in compiled:
+            line += (f"; raisin / torch.compile: {ours / compiled['resnet20']:.2f}x, "
+                     f"{mark(ours >= compiled['resnet20'])} (>= 1x)")
+        print(line)
     if "resnet20_rais" in train and "resnet20_uniform_iid" in train:
         rais, iid = train["resnet20_rais"][1], train["resnet20_uniform_iid"][1]
-        print(f"RAIS overhead per resnet20 step (rais vs uniform-iid): {100 * (rais / iid - 1):+.1f}% "
-              f"({rais / 1e3:.2f} vs {iid / 1e3:.2f} ms)")
+        overhead = 100 * (rais / iid - 1)
+        print(f"RAIS overhead per resnet20 step (rais vs uniform-iid): {overhead:+.1f}% ({rais:.3f} vs {iid:.3f} ms), "
+              f"{mark(overhead <= 2)} (<= 2%)")
+    else:
+        print("RAIS overhead per resnet20 step: no resnet20_rais and resnet20_uniform_iid results "
+              "(see train_bench.log)")
 
-    for folder, what in (("mnist-lenet5", "lenet5 on MNIST"), ("cifar10-resnet20", "resnet20 on CIFAR-10")):
-        epochs = logdir / folder / "epochs.csv"
-        rows = list(csv.DictReader(epochs.open())) if epochs.exists() else []
-        if rows:
-            last = rows[-1]
-            print(f"raisin train --device cuda, {what}, {float(last['epoch']):.0f} epochs: test accuracy "
-                  f"{100 * (1 - float(last['test_error'])):.2f}%, {float(last['images_per_second']):.0f} img/s, "
-                  f"{float(last['wall_seconds']):.1f} s of training")
-        else:
-            print(f"raisin train --device cuda, {what}: no epochs.csv (see its log)")
+    print("\nraisin compare --device cuda, rais against uniform (same seed, schedule and epochs; training time):")
+    for folder, what, target in (("compare-fashion-lenet5", "lenet5 on Fashion-MNIST", 1.4),
+                                 ("compare-cifar10-resnet20", "resnet20 on CIFAR-10, crop + flip", 1.3)):
+        print(f"{what}:")
+        for line in compare_lines(logdir / folder, target, folder.replace("-", "_") + ".log"):
+            print("  " + line)
+
+
+def mark(met):
+    return "met" if met else "MISSED"
+
+
+def compare_lines(folder, speedup_target, log):
+    """From a `raisin compare` folder: rais's speed-up to uniform's final training loss against the target,
+    both final test accuracies (rais at most 0.3 points below uniform), uniform's length and speed."""
+    summary = folder / "summary.csv"
+    runs = {row["run"]: row for row in csv.DictReader(summary.open())} if summary.exists() else {}
+    if "uniform" not in runs or "rais" not in runs:
+        return [f"no uniform and rais results in {folder.name}/summary.csv (see {log})"]
+    uniform, rais = runs["uniform"], runs["rais"]
+    seconds = float(rais["loss_target_seconds"])  # nan: not reached
+    if math.isnan(seconds):
+        lines = [f"rais never reached uniform's final training loss, {mark(False)} (>= {speedup_target}x)"]
+    else:
+        speedup = float(uniform["loss_target_seconds"]) / seconds
+        lines = [f"rais reaches uniform's final training loss {speedup:.2f}x sooner ({seconds:.1f} vs "
+                 f"{float(uniform['loss_target_seconds']):.1f} s, {float(rais['loss_target_steps']):.0f} vs "
+                 f"{float(uniform['loss_target_steps']):.0f} steps), {mark(speedup >= speedup_target)} "
+                 f"(>= {speedup_target}x)"]
+    ours, theirs = 100 * float(rais["final_test_accuracy"]), 100 * float(uniform["final_test_accuracy"])
+    lines.append(f"test accuracy: rais {ours:.2f}%, uniform {theirs:.2f}% ({ours - theirs:+.2f} points), "
+                 f"{mark(ours >= theirs - 0.3)} (rais >= uniform - 0.3)")
+    epochs = folder / "uniform" / "epochs.csv"
+    rows = list(csv.DictReader(epochs.open())) if epochs.exists() else []
+    if rows:
+        last = rows[-1]
+        lines.append(f"uniform: {float(last['epoch']):.0f} epochs, {float(last['images_per_second']):.0f} img/s, "
+                     f"{float(last['wall_seconds']):.1f} s of training")
+    return lines
 
 
 if __name__ == "__main__":
