@@ -17,9 +17,14 @@ UploadRing::UploadRing(Device device, size_t slot_bytes, int slots) : device_(de
 
 UploadRing::~UploadRing() {
   if (slots_.empty()) return;
-  const Backend& b = backend(device_);
-  b.synchronize();  // no copy may still read a slot
-  for (void* slot : slots_) b.release_pinned(slot, slot_bytes_);
+  // A destructor cannot report a failure (the device may already be in error, and an exception is
+  // then being thrown with the first message): wait, release, and ignore further errors.
+  try {
+    const Backend& b = backend(device_);
+    b.synchronize();  // no copy may still read a slot
+    for (void* slot : slots_) b.release_pinned(slot, slot_bytes_);
+  } catch (...) {
+  }
 }
 
 void UploadRing::upload(void* device_destination, const void* source, size_t bytes) {

@@ -112,7 +112,7 @@ Trainer::Trainer(Module& model, const Dataset& train, const Normalization& norma
       device_(model.device()),
       data_(train, normalization, model.device()),
       arena_(0, model.device()),
-      uploads_(model.device(), size_t(std::max(options.batch, 1)) * sizeof(float)) {
+      uploads_(model.device(), std::max(size_t(std::max(options.batch, 1)) * sizeof(int32_t), sizeof(double))) {
   if (options.batch < 1) throw error("train: batch size ", options.batch, " must be at least 1");
   if (options.batch > train.count)
     throw error("train: batch size ", options.batch, " is larger than the training set (", train.count,
@@ -173,7 +173,10 @@ void Trainer::queue_step() {
   const double* multiplier = sampler_.device_lr_multiplier();
   const double host_multiplier = multiplier ? 1.0 : sampler_.lr_multiplier();
   if (!multiplier && !device_.is_cpu()) {
-    uploads_.upload(host_multiplier_.f64(), &host_multiplier, sizeof host_multiplier);
+    if (host_multiplier != uploaded_multiplier_) {  // uniform samplers: once
+      uploads_.upload(host_multiplier_.f64(), &host_multiplier, sizeof host_multiplier);
+      uploaded_multiplier_ = host_multiplier;
+    }
     multiplier = host_multiplier_.f64();
   }
   b.schedule_step(options_.schedule.kernel_form(), double(options_.batch) / double(train_.count), multiplier,

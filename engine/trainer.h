@@ -5,6 +5,7 @@
 // reset every step, so after the first step a step allocates nothing.
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "engine/dataset.h"
@@ -99,7 +100,8 @@ class Trainer {
   UploadRing uploads_;  // host draws (and a host-known multiplier) to the device
   Tensor scalars_;   // f64 [kStepScalarCount]: progress and the last multiplier (kernels/shapes.h)
   Tensor lr_;        // f32 [1]: the learning rate of the step being queued
-  Tensor host_multiplier_;  // f64 [1]: the host sampler's multiplier, uploaded each step
+  Tensor host_multiplier_;  // f64 [1]: a host sampler's multiplier, uploaded when it changes
+  double uploaded_multiplier_ = std::numeric_limits<double>::quiet_NaN();
   Tensor metrics_;   // f64 [kMaxQueued, kStepMetricCount]: the queued steps' metrics
   std::vector<int32_t> indices_;
   std::vector<float> weights_;

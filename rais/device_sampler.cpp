@@ -29,8 +29,13 @@ void write(Tensor& tensor, T* (Tensor::*typed)() const, const std::vector<T>& ho
 
 }  // namespace
 
+// Destructors cannot report failures (the device may be in error, with its first message on its way
+// to the user): they wait and release, and ignore further errors.
 DeviceRaisSampler::Pinned::~Pinned() {
-  if (data) backend(device).release_pinned(data, bytes);
+  try {
+    if (data) backend(device).release_pinned(data, bytes);
+  } catch (...) {
+  }
 }
 
 DeviceRaisSampler::DeviceRaisSampler(int64_t count, uint64_t seed, Device device, RaisOptions options)
@@ -65,7 +70,10 @@ DeviceRaisSampler::DeviceRaisSampler(int64_t count, uint64_t seed, Device device
 
 DeviceRaisSampler::~DeviceRaisSampler() {
   if (pending_.valid()) pending_.wait();
-  backend(device_).synchronize();  // no queued kernel or copy may outlive the buffers
+  try {
+    backend(device_).synchronize();  // no queued kernel or copy may outlive the buffers
+  } catch (...) {
+  }
 }
 
 void DeviceRaisSampler::allocate(int batch) {
@@ -318,6 +326,9 @@ void DeviceRaisSampler::load_state(const SamplerState& s) {
     write(record_weights_, &Tensor::f32, s.float_array("record_weights", capacity_));
   }
   records_written_ = s.integer("records_written");
+  if (records_written_ < 0 || (batch == 0 && records_written_ != 0))
+    throw error("rais: the checkpoint's record count ", records_written_, " does not fit its batch size ", batch,
+                " (a damaged checkpoint)");
   write(last_norm_, &Tensor::f32, s.float_array("last_norm", n_));
   write(last_seen_, &Tensor::i64, s.integer_array("last_seen", n_));
   const std::vector<int64_t>& solves = s.integer_array("solves", 2);

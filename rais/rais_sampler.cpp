@@ -248,6 +248,9 @@ void RaisSampler::load_state(const SamplerState& s) {
   record_norms_ = s.float_array("record_norms", capacity);
   record_weights_ = s.float_array("record_weights", capacity);
   records_written_ = s.integer("records_written");
+  if (records_written_ < 0 || (batch == 0 && records_written_ != 0))
+    throw error("rais: the checkpoint's record count ", records_written_, " does not fit its batch size ", batch,
+                " (a damaged checkpoint)");
   last_norm_ = s.float_array("last_norm", n_);
   last_seen_ = s.integer_array("last_seen", n_);
   const std::vector<int64_t>& solves = s.integer_array("solves", 2);

@@ -150,7 +150,7 @@ uint64_t FencePool::record(cudaStream_t stream) {
   if (pending_.size() >= max_pending_) retire_oldest_locked();
   if (idle_.empty()) {
     auto slot = std::make_unique<Slot>();
-    RAISIN_CUDA_CHECK(cudaEventCreateWithFlags(&slot->event, cudaEventDisableTiming));
+    RAISIN_CUDA_CHECK(cudaEventCreateWithFlags(&slot->event, cudaEventDisableTiming | cudaEventBlockingSync));
     idle_.push_back(slot.get());
     slots_.push_back(std::move(slot));
   }

@@ -41,6 +41,7 @@ struct CUstream_st;
 using cudaStream_t = CUstream_st*;
 struct CUevent_st;
 using cudaEvent_t = CUevent_st*;
+constexpr unsigned cudaEventBlockingSync = 0x01;
 constexpr unsigned cudaEventDisableTiming = 0x02;
 
 struct uint3 {

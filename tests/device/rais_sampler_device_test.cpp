@@ -199,6 +199,22 @@ TEST_F(DeviceRais, CheckpointsResumeExactly) {
   }
 }
 
+// Batch 1 with a host sampler: its draw and multiplier go through the upload ring's smallest slots.
+TEST_F(DeviceRais, BatchOfOneWithAHostSampler) {
+  const Dataset data = make_synthetic(16, 1, 28, 28, kClasses, 2);
+  auto model = make_model("mlp", {1, 28, 28, kClasses}, 3);
+  model->to(Device::cuda(0));
+  ShuffledSampler sampler(data.count, 1);
+  TrainOptions train;
+  train.batch = 1;
+  Trainer trainer(*model, data, channel_statistics(data), sampler, train);
+  for (int i = 0; i < 20; ++i) trainer.queue_step();
+  const std::vector<StepResult> results = trainer.drain();
+  ASSERT_EQ(results.size(), 20u);
+  EXPECT_NEAR(results.back().progress, 20.0 / 16.0, 1e-12);
+  EXPECT_EQ(results.back().lr_multiplier, 1.0);
+}
+
 TEST_F(DeviceRais, RefusesTheHostObservationAndAnotherBatchSize) {
   rais::DeviceRaisSampler sampler(kCount, 1, Device::cuda(0), small_options());
   Arena arena(0, Device::cuda(0));

@@ -298,7 +298,7 @@ RunSummary run_training(Flags& flags) {
   const double eval_train_every = flags.real("eval-train-every", 0, 1e6);
   // Evaluations of the training set are due whenever progress passes a multiple of the cadence.
   auto train_eval_index = [&](double progress) {
-    return eval_train_every > 0 ? int64_t(std::floor(progress / eval_train_every + 1e-9)) : 0;
+    return eval_train_every > 0 ? int64_t(std::floor((progress + 1e-9) / eval_train_every)) : 0;
   };
 
   // The training clock: wall-clock time less evaluations and checkpoint writes, which run
@@ -325,8 +325,9 @@ RunSummary run_training(Flags& flags) {
   bool stopped_early = false;
 
   // Everything the host does after a step: its rows, the progress line and, when the step ends an
-  // epoch or a training-set evaluation interval, the evaluations and the checkpoint. False: stop early.
-  auto after_step = [&](const StepResult& r, double progress_before) {
+  // epoch or a training-set evaluation interval, the evaluations and the checkpoint (which read the
+  // model and trainer as they are now, so such a step must be the last one drained). False: stop early.
+  auto after_step = [&](const StepResult& r, double progress_before, bool last_drained) {
     const int64_t steps_done = r.step + 1;
     const int64_t epoch_before = int64_t(std::floor(progress_before + 1e-9));
     epoch_loss_sum += r.loss;
@@ -353,7 +354,10 @@ RunSummary run_training(Flags& flags) {
 
     const bool epoch_done = int64_t(std::floor(r.progress + 1e-9)) > epoch_before;
     const bool finished = r.progress >= epochs - 1e-9;
-    if (eval_train_every > 0 && (train_eval_index(r.progress) > train_eval_index(progress_before) || finished)) {
+    const bool train_eval_due = eval_train_every > 0 && train_eval_index(r.progress) > train_eval_index(progress_before);
+    if ((epoch_done || finished || train_eval_due) && !last_drained)
+      throw error("internal error: step ", r.step, " ends an epoch or evaluation interval inside a queued run; please report it");
+    if (eval_train_every > 0 && (train_eval_due || finished)) {
       Evaluation full;
       const double seconds = off_the_clock([&] { full = trainer.evaluate(data.train); });
       train_eval_out << steps_done << ',' << r.progress << ',' << full.loss << ',' << full.accuracy << ','
@@ -394,16 +398,19 @@ RunSummary run_training(Flags& flags) {
   // run (Trainer::steps_before), then drained: on a GPU the host reads back once per run, and every
   // row is what one step at a time would give.
   constexpr int64_t kMostQueued = 64;
+  const int64_t first_step = trainer.steps();
   bool go_on = true;
   while (go_on && trainer.progress() < epochs - 1e-9) {
     double boundary = std::min(std::floor(trainer.progress() + 1e-9) + 1, epochs);
     if (eval_train_every > 0) boundary = std::min(boundary, double(train_eval_index(trainer.progress()) + 1) * eval_train_every);
-    const int64_t run = std::min(trainer.steps_before(boundary), kMostQueued);
+    // The first step alone: it is the warm-up (cuDNN plans, first-touch pages) and its own images/s window.
+    const int64_t run = trainer.steps() == first_step ? 1 : std::min(trainer.steps_before(boundary), kMostQueued);
     double progress_before = trainer.progress();
     for (int64_t q = 0; q < run; ++q) trainer.queue_step();
-    for (const StepResult& r : trainer.drain()) {
-      if (go_on) go_on = after_step(r, progress_before);
-      progress_before = r.progress;
+    const std::vector<StepResult> drained = trainer.drain();
+    for (size_t i = 0; i < drained.size() && go_on; ++i) {
+      go_on = after_step(drained[i], progress_before, i + 1 == drained.size());
+      progress_before = drained[i].progress;
     }
   }
   progress.finish();
