@@ -64,6 +64,7 @@ const Backend kCpuBackend{
     .softmax_cross_entropy_backward = &cpu::softmax_cross_entropy_backward,
     .gather_batch = &cpu::gather_batch,
     .sgd_update = &cpu::sgd_update,
+    .sgd_update_multi = &cpu::sgd_update_multi,
     .rais_features = &cpu::rais_features,
     .rais_distribution_workspace_doubles = &cpu::rais_distribution_workspace_doubles,
     .rais_distribution = &cpu::rais_distribution,

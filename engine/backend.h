@@ -67,6 +67,7 @@ struct Backend {
   decltype(&cpu::softmax_cross_entropy_backward) softmax_cross_entropy_backward;
   decltype(&cpu::gather_batch) gather_batch;
   decltype(&cpu::sgd_update) sgd_update;
+  decltype(&cpu::sgd_update_multi) sgd_update_multi;
   decltype(&cpu::rais_features) rais_features;
   decltype(&cpu::rais_distribution_workspace_doubles) rais_distribution_workspace_doubles;
   decltype(&cpu::rais_distribution) rais_distribution;

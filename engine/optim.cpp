@@ -1,4 +1,4 @@
-// SGD over named parameters, one sgd_update kernel call per parameter on the parameter's device.
+// SGD over named parameters: one multi-tensor update (a launch or a few on a GPU) on the parameters' device.
 #include "engine/optim.h"
 
 #include "engine/backend.h"
@@ -27,11 +27,16 @@ void Sgd::step(float lr) {
 }
 
 void Sgd::step(const float* lr) {
+  if (parameters_.empty()) return;
+  tensors_.clear();
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const Var& p = parameters_[i].second;
-    backend(p->value.device()).sgd_update(p->value.numel(), lr, options_.momentum, options_.weight_decay, options_.nesterov,
-                    p->value.f32(), p->grad.f32(), momentum_[i].defined() ? momentum_[i].f32() : nullptr);
+    tensors_.push_back({p->value.f32(), p->grad.f32(), momentum_[i].defined() ? momentum_[i].f32() : nullptr,
+                        p->value.numel()});
   }
+  backend(parameters_[0].second->value.device())
+      .sgd_update_multi(tensors_.data(), int(tensors_.size()), lr, options_.momentum, options_.weight_decay,
+                        options_.nesterov);
 }
 
 void Sgd::zero_grad() {

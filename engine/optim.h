@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/autograd.h"
+#include "kernels/shapes.h"
 
 namespace raisin {
 
@@ -32,6 +33,7 @@ class Sgd {
   std::vector<std::pair<std::string, Var>> parameters_;
   std::vector<Tensor> momentum_;
   Tensor lr_;  // step(float)'s learning rate on the parameters' device
+  std::vector<kernels::SgdTensor> tensors_;  // the update's list, rebuilt each step (parameters may move)
   SgdOptions options_;
 };
 

@@ -55,6 +55,15 @@ struct GatherShape {
   bool flip = false; // random horizontal flip with probability 1/2
 };
 
+// One tensor of a multi-tensor SGD update: n floats of param, grad and (unless momentum is 0)
+// momentum_buffer on the backend's device.
+struct SgdTensor {
+  float* param;
+  const float* grad;
+  float* momentum_buffer;
+  int64_t n;
+};
+
 // The gain-ratio estimator's settings (rais::GainRatioOptions): EMA weight of the newest step and the
 // clamp of r̂.
 struct GainRatioHyper {

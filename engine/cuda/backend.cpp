@@ -78,6 +78,7 @@ const Backend kCudaBackend{
     .softmax_cross_entropy_backward = &cuda::softmax_cross_entropy_backward,
     .gather_batch = &cuda::gather_batch,
     .sgd_update = &cuda::sgd_update,
+    .sgd_update_multi = &cuda::sgd_update_multi,
     .rais_features = &cuda::rais_features,
     .rais_distribution_workspace_doubles = &cuda::rais_distribution_workspace_doubles,
     .rais_distribution = &cuda::rais_distribution,

@@ -1,4 +1,5 @@
-// The SGD update (torch.optim.SGD with dampening 0): weight decay, momentum, Nesterov, in one pass.
+// The SGD update (torch.optim.SGD with dampening 0): weight decay, momentum, Nesterov, in one pass; and
+// the same over a list of tensors.
 #include "kernels/cpu/kernels.h"
 
 namespace raisin::cpu {
@@ -17,6 +18,13 @@ void sgd_update(int64_t n, const float* lr_scalar, float momentum, float weight_
     }
     param[i] -= lr * step;
   }
+}
+
+void sgd_update_multi(const kernels::SgdTensor* tensors, int count, const float* lr, float momentum, float weight_decay,
+                      bool nesterov) {
+  for (int k = 0; k < count; ++k)
+    sgd_update(tensors[k].n, lr, momentum, weight_decay, nesterov, tensors[k].param, tensors[k].grad,
+               tensors[k].momentum_buffer);
 }
 
 }  // namespace raisin::cpu

@@ -1,5 +1,5 @@
 // CUDA SGD, the twin of kernels/cpu/sgd.cpp (torch.optim.SGD with dampening 0: weight decay, momentum,
-// Nesterov), plus the multi-tensor form of kernels/cuda/sgd_multi.h. Both apply the same per-element
+// Nesterov), plus the multi-tensor form (launch limits in kernels/cuda/sgd_multi.h). Both apply the same per-element
 // step; they differ from the CPU only where nvcc fuses a multiply and an add into one rounding (fma).
 //
 // Launch shapes: sgd_update is one grid-stride loop. sgd_update_multi gives each block one chunk of
@@ -73,7 +73,7 @@ class SgdMultiLauncher {
  public:
   explicit SgdMultiLauncher(SgdHyper h) : hyper_(h) {}
 
-  void add(const SgdTensor& t) {
+  void add(const kernels::SgdTensor& t) {
     if (t.n <= 0) return;
     if (tensors_ == kSgdMultiMaxTensors) launch();
     int slot = put(t);
@@ -99,7 +99,7 @@ class SgdMultiLauncher {
   }
 
  private:
-  int put(const SgdTensor& t) {
+  int put(const kernels::SgdTensor& t) {
     table_.param[tensors_] = t.param;
     table_.grad[tensors_] = t.grad;
     table_.momentum_buffer[tensors_] = t.momentum_buffer;
@@ -122,7 +122,7 @@ void sgd_update(int64_t n, const float* lr, float momentum, float weight_decay, 
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 
-void sgd_update_multi(const SgdTensor* tensors, int count, const float* lr, float momentum, float weight_decay,
+void sgd_update_multi(const kernels::SgdTensor* tensors, int count, const float* lr, float momentum, float weight_decay,
                       bool nesterov) {
   SgdMultiLauncher launcher(SgdHyper{lr, momentum, weight_decay, nesterov});
   for (int k = 0; k < count; ++k) launcher.add(tensors[k]);

@@ -1,5 +1,5 @@
 // CUDA parity for SGD (kernels/cuda/sgd.cu against kernels/cpu/sgd.cpp): sgd_update and the multi-tensor
-// sgd_update_multi (kernels/cuda/sgd_multi.h) over several steps, with and without momentum, Nesterov
+// sgd_update_multi (launch limits in kernels/cuda/sgd_multi.h) over several steps, with and without momentum, Nesterov
 // and weight decay. nvcc may fuse a multiply and an add into one fma where the CPU rounds twice, so
 // parameters and momentum buffers are compared with a tolerance of a few float roundings.
 #include <gtest/gtest.h>
@@ -86,7 +86,7 @@ TEST_F(CudaParity, SgdUpdateMultiMatchesCpuPerTensor) {
     }
     for (int step = 0; step < kSteps; ++step) {
       std::deque<DeviceBuffer<float>> dev_grads;
-      std::vector<cuda::SgdTensor> tensors;
+      std::vector<kernels::SgdTensor> tensors;
       for (size_t k = 0; k < sizes.size(); ++k) {
         const std::vector<float> grad = random_floats(sizes[k], 1000 * step + k);
         cpu::sgd_update(sizes[k], &h.lr, h.momentum, h.weight_decay, h.nesterov, params[k].data(), grad.data(),

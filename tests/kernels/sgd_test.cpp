@@ -58,5 +58,28 @@ TEST(SgdCpuLarge, ParallelPathMatchesSerialFormula) {
   EXPECT_TRUE(test::all_close("param", param, expected, 1e-5, 1e-7));
 }
 
+// The multi-tensor form is sgd_update applied to each tensor (an empty one skipped), bit for bit.
+TEST(SgdCpuMulti, EqualsOneUpdatePerTensor) {
+  const std::vector<int64_t> sizes = {7, 0, 1000, 1};
+  std::vector<std::vector<float>> params, buffers, grads, expected_params, expected_buffers;
+  std::vector<kernels::SgdTensor> tensors;
+  const float lr = 0.05f;
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    params.push_back(test::random_floats(sizes[k], 10 + int(k)));
+    grads.push_back(test::random_floats(sizes[k], 20 + int(k)));
+    buffers.emplace_back(size_t(sizes[k]), 0.25f);
+  }
+  expected_params = params;
+  expected_buffers = buffers;
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    tensors.push_back({params[k].data(), grads[k].data(), buffers[k].data(), sizes[k]});
+    cpu::sgd_update(sizes[k], &lr, 0.9f, 1e-3f, true, expected_params[k].data(), grads[k].data(),
+                    expected_buffers[k].data());
+  }
+  cpu::sgd_update_multi(tensors.data(), int(tensors.size()), &lr, 0.9f, 1e-3f, true);
+  EXPECT_EQ(params, expected_params);
+  EXPECT_EQ(buffers, expected_buffers);
+}
+
 }  // namespace
 }  // namespace raisin
