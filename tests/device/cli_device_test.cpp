@@ -62,5 +62,20 @@ TEST_F(DeviceCli, EvaluatesAtTheStepThatCrossesEachBoundary) {
   check("train_eval.csv", 0.75);
 }
 
+// raisin compare on the device with every sampler, the oracle's passes over the training set included.
+TEST_F(DeviceCli, CompareRunsEverySamplerOnTheDevice) {
+  const test::ScratchDir scratch("device_compare");
+  ASSERT_EQ(test::run({"compare", "--device", "cuda", "--data", "synthetic", "--model", "mlp", "--epochs", "3",
+                       "--train-subset", "512", "--test-subset", "64", "--batch", "32", "--rais-records", "4",
+                       "--samplers", "uniform,uniform-iid,rais,oracle", "--out", scratch.path.string()}),
+            0);
+  const auto summary = test::read_csv(scratch.path / "summary.csv");
+  ASSERT_EQ(summary.size(), 6u) << "header, four samplers and the fair baseline";
+  for (const char* name : {"uniform", "uniform-iid", "rais", "oracle", "uniform-short"}) {
+    const auto epochs = test::read_csv(scratch.path / name / "epochs.csv");
+    EXPECT_GE(epochs.size(), 4u) << name << ": a header and at least three epochs";
+  }
+}
+
 }  // namespace
 }  // namespace raisin
