@@ -57,8 +57,8 @@ void BM_GpuTrainStep(benchmark::State& state, const char* model_name, int channe
   state.counters["images/s"] = benchmark::Counter(double(state.iterations()) * kRun * batch, benchmark::Counter::kIsRate);
 }
 
-BENCHMARK_CAPTURE(BM_GpuTrainStep, lenet5, "lenet5", 1, 28, "uniform")->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_GpuTrainStep, resnet20, "resnet20", 3, 32, "uniform")->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuTrainStep, lenet5, "lenet5", 1, 28, "uniform")->Arg(128)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GpuTrainStep, resnet20, "resnet20", 3, 32, "uniform")->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_GpuTrainStep, vgg_small, "vgg-small", 3, 32, "uniform")->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_GpuTrainStep, resnet20_uniform_iid, "resnet20", 3, 32, "uniform-iid")->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_GpuTrainStep, resnet20_rais, "resnet20", 3, 32, "rais")->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();

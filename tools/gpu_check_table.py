@@ -77,11 +77,15 @@ def main():
     for name, us, gbs, gflops in rows:
         print(f"{name:<{width}}  {us:>10}  {gbs:>7}  {gflops:>8}")
 
-    train = {}
+    train, other_batches = {}, []
     for b in benchmarks(logdir / "train_bench.json"):
         if not b.get("error_occurred") and "images/s" in b:
             _, model, batch = b["name"].split("/")[:3]
-            train[model] = (b["images/s"], 1e3 * int(batch) / b["images/s"])  # images/s, ms per step
+            rate = (b["images/s"], 1e3 * int(batch) / b["images/s"])  # images/s, ms per step
+            if batch == "128":
+                train[model] = rate
+            else:
+                other_batches.append(f"{model} batch {batch}: {rate[0]:.0f} img/s, {rate[1]:.2f} ms/step")
     eager, compiled = pytorch_rates(logdir / "pytorch_eager.txt"), pytorch_rates(logdir / "pytorch_compile.txt")
     print(f"\n{'training, batch 128, fp32':<26}  {'raisin img/s':>12}  {'ms/step':>7}  {'torch eager':>11}  "
           f"{'torch.compile':>13}")
@@ -90,6 +94,8 @@ def main():
         e = f"{eager[model]:.0f}" if model in eager else "-"
         c = f"{compiled[model]:.0f}" if model in compiled else "-"
         print(f"{model:<26}  {ours:>12}  {ms:>7}  {e:>11}  {c:>13}")
+    for line in other_batches:
+        print(line)
     if "resnet20" in train and "resnet20" in eager:
         ours = train["resnet20"][0]
         line = (f"resnet20, raisin / torch eager: {ours / eager['resnet20']:.2f}x, "
