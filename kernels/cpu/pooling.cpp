@@ -91,6 +91,7 @@ void maxpool2d_forward(const kernels::Pool2dShape& s, const float* x, float* y, 
 
 // dx[argmax] += dy, plane by plane.
 void maxpool2d_backward(const kernels::Pool2dShape& s, const int32_t* argmax, const float* dy, float* dx) {
+  if (!dx) return;  // not needed
   const int64_t planes = int64_t(s.batch) * s.channels;
   const int64_t in_plane = int64_t(s.in_h) * s.in_w, out_plane = int64_t(s.out_h()) * s.out_w();
 #pragma omp parallel for if (planes * out_plane >= kParallelMin)
@@ -136,6 +137,7 @@ void avgpool2d_forward(const kernels::Pool2dShape& s, const float* x, float* y) 
 
 // Every input in the window of an output gets dy / (kernel_h · kernel_w); padding positions drop theirs.
 void avgpool2d_backward(const kernels::Pool2dShape& s, const float* dy, float* dx) {
+  if (!dx) return;  // not needed
   const int out_h = s.out_h(), out_w = s.out_w();
   const int64_t planes = int64_t(s.batch) * s.channels;
   const int64_t in_plane = int64_t(s.in_h) * s.in_w, out_plane = int64_t(out_h) * out_w;
@@ -176,6 +178,7 @@ void global_avgpool_forward(const kernels::ImageShape& s, const float* x, float*
 
 // dx[n, c, :, :] += dy[n, c] / (h · w)
 void global_avgpool_backward(const kernels::ImageShape& s, const float* dy, float* dx) {
+  if (!dx) return;  // not needed
   const int64_t planes = int64_t(s.batch) * s.channels, spatial = s.spatial();
 #pragma omp parallel for if (s.numel() >= kParallelMin)
   for (int64_t p = 0; p < planes; ++p) {

@@ -182,7 +182,7 @@ void maxpool2d_forward(const kernels::Pool2dShape& s, const float* x, float* y, 
 
 void maxpool2d_backward(const kernels::Pool2dShape& s, const int32_t* argmax, const float* dy, float* dx) {
   const PoolSizes n = pool_sizes(s);
-  if (n.outputs == 0) return;
+  if (n.outputs == 0 || !dx) return;
   RAISIN_LAUNCH(maxpool2d_backward_kernel, blocks_for(n.inputs), kThreads, 0, current_stream())(
       s, n.out_h, n.out_w, n.inputs, argmax, dy, dx);
   RAISIN_CUDA_CHECK(cudaGetLastError());
@@ -199,7 +199,7 @@ void avgpool2d_forward(const kernels::Pool2dShape& s, const float* x, float* y) 
 
 void avgpool2d_backward(const kernels::Pool2dShape& s, const float* dy, float* dx) {
   const PoolSizes n = pool_sizes(s);
-  if (n.outputs == 0) return;
+  if (n.outputs == 0 || !dx) return;
   const float inv_count = 1.0f / float(s.kernel_h * s.kernel_w);
   RAISIN_LAUNCH(avgpool2d_backward_kernel, blocks_for(n.inputs), kThreads, 0, current_stream())(
       s, n.out_h, n.out_w, n.inputs, inv_count, dy, dx);
@@ -216,7 +216,7 @@ void global_avgpool_forward(const kernels::ImageShape& s, const float* x, float*
 
 void global_avgpool_backward(const kernels::ImageShape& s, const float* dy, float* dx) {
   const int64_t total = s.numel();
-  if (total <= 0) return;
+  if (total <= 0 || !dx) return;
   RAISIN_LAUNCH(global_avgpool_backward_kernel, blocks_for(total), kThreads, 0, current_stream())(
       total, s.spatial(), dy, dx);
   RAISIN_CUDA_CHECK(cudaGetLastError());

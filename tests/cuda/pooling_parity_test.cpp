@@ -199,4 +199,15 @@ TEST_F(CudaParity, GlobalAvgPoolBackwardMatchesCpuBitForBit) {
 }
 
 }  // namespace
+// A null dx means "not needed": the CUDA twins launch nothing, as the CPU kernels write nothing.
+TEST_F(CudaParity, PoolingBackwardSkipsANullInputGradient) {
+  const Pool2dShape pool{2, 3, 6, 6, 2, 2, 2, 2};
+  DeviceBuffer<float> dy(random_floats(size_t(pool.batch) * pool.channels * pool.out_h() * pool.out_w(), 610));
+  DeviceBuffer<int32_t> argmax(std::vector<int32_t>(dy.size, 0));
+  cuda::maxpool2d_backward(pool, argmax.ptr, dy.ptr, nullptr);
+  cuda::avgpool2d_backward(pool, dy.ptr, nullptr);
+  cuda::global_avgpool_backward(ImageShape{2, 3, 6, 6}, dy.ptr, nullptr);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+}
+
 }  // namespace raisin

@@ -341,4 +341,16 @@ TEST(GlobalAvgPool, BackwardAccumulatesOnLargeShape) {
   EXPECT_TRUE(all_close("global avgpool dx", dx, expected, 1e-6, 1e-7));
 }
 
+// A null dx means "not needed" (kernels/signatures.inc): the backward kernels then write nothing.
+TEST(Pooling, BackwardSkipsANullInputGradient) {
+  const Pool2dShape pool{2, 3, 6, 6, 2, 2, 2, 2};
+  const std::vector<float> dy = random_floats(size_t(pool.batch) * pool.channels * pool.out_h() * pool.out_w(), 330);
+  const std::vector<int32_t> argmax(dy.size(), 0);
+  raisin::cpu::maxpool2d_backward(pool, argmax.data(), dy.data(), nullptr);
+  raisin::cpu::avgpool2d_backward(pool, dy.data(), nullptr);
+  const ImageShape image{2, 3, 6, 6};
+  raisin::cpu::global_avgpool_backward(image, dy.data(), nullptr);
+  SUCCEED();  // without the check the kernels write through the null pointer and crash
+}
+
 }  // namespace
