@@ -135,7 +135,7 @@ void BM_BatchnormForwardTrain(benchmark::State& state) {
                 },
                 2 * kF * s.numel(), 0);
 }
-BENCHMARK(BM_BatchnormForwardTrain)->Args({128, 16, 32})->Args({128, 64, 8})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_BatchnormForwardTrain)->Args({128, 16, 32})->Args({128, 32, 16})->Args({128, 64, 8})->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 void BM_BatchnormBackwardTrain(benchmark::State& state) {
   if (skip_without_gpu(state)) return;
@@ -149,7 +149,7 @@ void BM_BatchnormBackwardTrain(benchmark::State& state) {
                 },
                 4 * kF * s.numel(), 0);  // x, dy read; dx read and written
 }
-BENCHMARK(BM_BatchnormBackwardTrain)->Args({128, 16, 32})->Args({128, 64, 8})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_BatchnormBackwardTrain)->Args({128, 16, 32})->Args({128, 32, 16})->Args({128, 64, 8})->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 // ---- pooling: LeNet-5's 2x2 max pool after conv1, ResNet-20's global average pool ----
 void BM_MaxPoolForward(benchmark::State& state) {

@@ -2,23 +2,31 @@
 // (same conventions: biased variance for normalising, unbiased for the running variance, backward
 // kernels accumulate into dx, dgamma, dbeta and skip null pointers).
 //
-// The training kernels and the inference backward run one block per channel: the block reduces the
-// channel's statistics (kernels/cuda/reduce.cuh) and then, knowing them, writes the channel's outputs,
-// so a step needs no second launch and no workspace. Statistics are summed in float per thread and
-// then in a fixed tree, so results are reproducible. The forward statistics are moments of
-// x − pilot (pilot = the channel's first value), merged pack by pack and thread by thread with Chan's
-// formula: this stays accurate when the mean is large compared to the spread, where E[x²] − E[x]² in
-// float fails (and where even Welford's update on x itself rounds its running mean to ulp(mean)).
-// The inference forward is elementwise over the whole tensor. Every kernel walks the tensor in packs
-// of 4 floats when its planes allow (kernels/cuda/channel_walk.cuh).
+// The reductions are split over several blocks per channel, so that a layer of few channels still
+// fills the GPU: each channel's batch·spatial values are cut into `chunks` contiguous ranges (a
+// split that depends on the shape only, see Chunking), one block per (channel, chunk). Each training
+// kernel is two launches: the first writes each chunk's partial result to scratch memory from the
+// caching allocator; in the second, every block combines its channel's partials in a fixed order
+// (thread t merges chunks t, t + 256, … in turn, then a fixed tree across threads, reduce.cuh) and
+// then writes the outputs of its own chunk. Blocks of one channel all compute the same combination,
+// no atomics are involved, so results do not depend on timing and are the same from run to run.
+// The forward statistics are moments of x − pilot (pilot = the channel's first value), merged pack
+// by pack, thread by thread and chunk by chunk with Chan's formula: this stays accurate when the
+// mean is large compared to the spread, where E[x²] − E[x]² in float fails (and where even Welford's
+// update on x itself rounds its running mean to ulp(mean)). The inference forward is elementwise over
+// the whole tensor; the inference backward adds dx in its reduction pass and needs a second launch
+// only for dgamma and dbeta. Every kernel walks the tensor in packs of 4 floats when its planes allow
+// (kernels/cuda/channel_walk.cuh).
 #include "kernels/cuda/compat.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/cuda/channel_walk.cuh"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/memory.h"
 #include "kernels/cuda/reduce.cuh"
 
 namespace raisin::cuda {
@@ -27,6 +35,7 @@ namespace {
 
 constexpr int kElementwiseBlock = 256;
 constexpr int kMaxElementwiseBlocks = 2048;  // enough to fill an H200 (132 SMs) twice over
+constexpr int kThreads = 256;                // threads of every per-chunk block
 
 // Count, mean and sum of squared deviations of a set of values.
 struct Moments {
@@ -52,6 +61,22 @@ __device__ __forceinline__ Moments shfl(Moments v, int lane) {
           __shfl_sync(kFullWarp, v.m2, lane)};
 }
 
+// The backward reductions of a set of values: Σ dy and Σ dy·x̂.
+struct Sums {
+  float dy, dy_xhat;
+};
+
+struct AddSums {
+  __device__ __forceinline__ Sums operator()(Sums a, Sums b) const { return {a.dy + b.dy, a.dy_xhat + b.dy_xhat}; }
+};
+
+__device__ __forceinline__ Sums shfl_down(Sums v, int delta) {
+  return {__shfl_down_sync(kFullWarp, v.dy, delta), __shfl_down_sync(kFullWarp, v.dy_xhat, delta)};
+}
+__device__ __forceinline__ Sums shfl(Sums v, int lane) {
+  return {__shfl_sync(kFullWarp, v.dy, lane), __shfl_sync(kFullWarp, v.dy_xhat, lane)};
+}
+
 // The moments of a pack's values minus `shift`.
 template <int kWidth>
 __device__ __forceinline__ Moments pack_moments(const Pack<kWidth>& p, float shift) {
@@ -66,21 +91,46 @@ __device__ __forceinline__ Moments pack_moments(const Pack<kWidth>& p, float shi
   return {float(kWidth), mean, m2};
 }
 
-template <int kThreads, int kWidth>
+// The block of a per-chunk launch (grid = channels · chunks) and the range of its channel's packs
+// j = b·spatial_packs + i that it walks.
+struct ChunkOfBlock {
+  int channel, chunk;
+  int64_t begin, end;
+};
+
+__device__ __forceinline__ ChunkOfBlock chunk_of_block(int batch, int64_t spatial_packs, int chunks,
+                                                       int64_t chunk_packs) {
+  const int channel = int(blockIdx.x) / chunks, chunk = int(blockIdx.x) % chunks;
+  const int64_t begin = chunk * chunk_packs, end = begin + chunk_packs, packs = int64_t(batch) * spatial_packs;
+  return {channel, chunk, begin, end < packs ? end : packs};
+}
+
+// The walk of this thread over its block's chunk.
+__device__ __forceinline__ ChannelWalk chunk_walk(const ChunkOfBlock& b, int batch, int channels,
+                                                  int64_t spatial_packs) {
+  return ChannelWalk(b.begin + threadIdx.x, kThreads, batch, channels, b.channel, spatial_packs, b.end);
+}
+
+// A channel's `chunks` partial results combined in a fixed order, in every thread of the block.
+template <typename T, typename Op>
+__device__ __forceinline__ T combine_chunks(const T* partials, int chunks, T zero, Op op, T* scratch) {
+  T v = zero;
+  for (int k = threadIdx.x; k < chunks; k += kThreads) v = op(v, partials[k]);
+  return block_allreduce<kThreads>(v, op, scratch);
+}
+
+// Pass 1 of the training forward: the moments of x − pilot over one chunk, and the channel's pilot.
+template <int kWidth>
 __global__ void __launch_bounds__(kThreads)
-    forward_train_kernel(int batch, int channels, int64_t spatial, float eps, float momentum, const float* x,
-                         const float* gamma, const float* beta, float* y, float* save_mean, float* save_invstd,
-                         float* running_mean, float* running_var) {
+    forward_moments_kernel(int batch, int channels, int64_t spatial, int chunks, int64_t chunk_packs, const float* x,
+                           Moments* partials, float* pilots) {
   constexpr int kPacks = kPacksPerStep<kWidth, 1>;
   __shared__ Moments scratch[kThreads / 32];
-  const int c = blockIdx.x;
-  const int64_t count = int64_t(batch) * spatial;  // values in the channel
-  const int64_t packs = spatial / kWidth;           // per plane
-
-  // pass 1: moments of x − pilot
-  const float pilot = x[int64_t(c) * spatial];
+  const int64_t spatial_packs = spatial / kWidth;
+  const ChunkOfBlock block = chunk_of_block(batch, spatial_packs, chunks, chunk_packs);
+  const float pilot = x[int64_t(block.channel) * spatial];
   Moments m = {0.0f, 0.0f, 0.0f};
-  for (ChannelWalk w(threadIdx.x, kThreads, batch, channels, c, packs); !w.done();) {
+  for (ChannelWalk w = chunk_walk(block, batch, channels, spatial_packs); !w.done();) {
     int64_t at[kPacks];
     w.take(at);
     Pack<kWidth> v[kPacks];
@@ -89,13 +139,34 @@ __global__ void __launch_bounds__(kThreads)
       if (at[u] >= 0) m = MergeMoments{}(m, pack_moments(v[u], pilot));
   }
   m = block_allreduce<kThreads>(m, MergeMoments{}, scratch);
+  if (threadIdx.x != 0) return;
+  partials[blockIdx.x] = m;
+  if (block.chunk == 0) pilots[block.channel] = pilot;  // kept, as y may overwrite x (in place)
+}
+
+// Pass 2 of the training forward: the channel's statistics from its partials, then over one chunk
+// y = ((x − pilot) − centre)·invstd·γ + β; the chunk-0 block writes the saved and running statistics.
+template <int kWidth>
+__global__ void __launch_bounds__(kThreads)
+    forward_normalise_kernel(int batch, int channels, int64_t spatial, int chunks, int64_t chunk_packs,
+                             float eps, float momentum, const float* x, const float* gamma, const float* beta,
+                             const Moments* partials, const float* pilots, float* y, float* save_mean,
+                             float* save_invstd, float* running_mean, float* running_var) {
+  constexpr int kPacks = kPacksPerStep<kWidth, 1>;
+  __shared__ Moments scratch[kThreads / 32];
+  const int64_t spatial_packs = spatial / kWidth;
+  const ChunkOfBlock block = chunk_of_block(batch, spatial_packs, chunks, chunk_packs);
+  const int c = block.channel;
+  const Moments m = combine_chunks(partials + int64_t(c) * chunks, chunks, Moments{0.0f, 0.0f, 0.0f},
+                                   MergeMoments{}, scratch);
+  const int64_t count = int64_t(batch) * spatial;  // values in the channel
+  const float pilot = pilots[c];
   const float centre = m.mean;  // batch mean − pilot
   const float var = m.m2 / float(count);
   const float invstd = 1.0f / sqrtf(var + eps);
 
-  // pass 2: y = ((x − pilot) − centre)·invstd·γ + β
   const float scale = invstd * gamma[c], shift = beta[c];
-  for (ChannelWalk w(threadIdx.x, kThreads, batch, channels, c, packs); !w.done();) {
+  for (ChannelWalk w = chunk_walk(block, batch, channels, spatial_packs); !w.done();) {
     int64_t at[kPacks];
     w.take(at);
     Pack<kWidth> v[kPacks];
@@ -107,7 +178,7 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
 
-  if (threadIdx.x != 0) return;
+  if (block.chunk != 0 || threadIdx.x != 0) return;
   const float mean = pilot + centre;
   if (save_mean) save_mean[c] = mean;
   if (save_invstd) save_invstd[c] = invstd;
@@ -140,42 +211,73 @@ __global__ void forward_infer_kernel(int64_t packs, int channels, int64_t spatia
   }
 }
 
-template <int kThreads, int kWidth>
+// Pass 1 of the backward kernels: Σ dy and Σ dy·x̂ over one chunk, x̂ = (x − mean)·invstd, with the
+// saved batch statistics (training) or the running ones (kRunning, inference). With the running
+// statistics x̂ is affine in x, so dx = γ·invstd·dy needs no reduction: it is added in this pass when
+// dx is given.
+template <int kWidth, bool kRunning>
 __global__ void __launch_bounds__(kThreads)
-    backward_train_kernel(int batch, int channels, int64_t spatial, const float* x, const float* gamma,
-                          const float* save_mean, const float* save_invstd, const float* dy, float* dx,
-                          float* dgamma, float* dbeta) {
+    backward_sums_kernel(int batch, int channels, int64_t spatial, int chunks, int64_t chunk_packs, float eps,
+                         const float* x, const float* gamma, const float* mean, const float* invstd_or_var,
+                         const float* dy, Sums* partials, float* dx) {
   constexpr int kPacks = kPacksPerStep<kWidth, 2>;
-  __shared__ float scratch[kThreads / 32];
-  const int c = blockIdx.x;
-  const int64_t count = int64_t(batch) * spatial, packs = spatial / kWidth;
-  const float mean = save_mean[c], invstd = save_invstd[c];
+  __shared__ Sums scratch[kThreads / 32];
+  const int64_t spatial_packs = spatial / kWidth;
+  const ChunkOfBlock block = chunk_of_block(batch, spatial_packs, chunks, chunk_packs);
+  const int c = block.channel;
+  const float mu = mean[c];
+  const float invstd = kRunning ? 1.0f / sqrtf(invstd_or_var[c] + eps) : invstd_or_var[c];
+  const float k = kRunning ? gamma[c] * invstd : 0.0f;
 
-  // Σ dy and Σ dy·(x − mean) over the channel
-  float sum_dy = 0.0f, sum_dy_d = 0.0f;
-  for (ChannelWalk w(threadIdx.x, kThreads, batch, channels, c, packs); !w.done();) {
+  float sum_dy = 0.0f, sum_dy_d = 0.0f;  // Σ dy and Σ dy·(x − mean)
+  for (ChannelWalk w = chunk_walk(block, batch, channels, spatial_packs); !w.done();) {
     int64_t at[kPacks];
     w.take(at);
-    Pack<kWidth> xv[kPacks], g[kPacks];
-    for (int u = 0; u < kPacks; ++u) xv[u] = load_pack<kWidth>(x, at[u]), g[u] = load_pack<kWidth>(dy, at[u]);
-    for (int u = 0; u < kPacks; ++u)  // past the end dy = 0 adds nothing
-      for (int k = 0; k < kWidth; ++k) {
-        sum_dy += g[u].v[k];
-        sum_dy_d += g[u].v[k] * (xv[u].v[k] - mean);
+    Pack<kWidth> xv[kPacks], g[kPacks], d[kPacks];
+    for (int u = 0; u < kPacks; ++u) {
+      xv[u] = load_pack<kWidth>(x, at[u]), g[u] = load_pack<kWidth>(dy, at[u]);
+      if constexpr (kRunning) d[u] = load_pack<kWidth>(dx, dx ? at[u] : -1);
+    }
+    for (int u = 0; u < kPacks; ++u) {  // past the end dy = 0 adds nothing
+      for (int e = 0; e < kWidth; ++e) {
+        sum_dy += g[u].v[e];
+        sum_dy_d += g[u].v[e] * (xv[u].v[e] - mu);
+        if constexpr (kRunning) d[u].v[e] += k * g[u].v[e];
       }
+      if constexpr (kRunning)
+        if (dx && at[u] >= 0) store_pack(dx, at[u], d[u]);
+    }
   }
-  sum_dy = block_allreduce<kThreads>(sum_dy, SumOp{}, scratch);
-  sum_dy_d = block_allreduce<kThreads>(sum_dy_d, SumOp{}, scratch);
-  const float sum_dy_xhat = invstd * sum_dy_d;  // Σ dy·x̂
-  if (threadIdx.x == 0) {
-    if (dgamma) dgamma[c] += sum_dy_xhat;
-    if (dbeta) dbeta[c] += sum_dy;
-  }
-  if (!dx) return;
+  if (!partials) return;  // uniform across the block: no thread is left at a barrier
+  const Sums s = block_allreduce<kThreads>(Sums{sum_dy, invstd * sum_dy_d}, AddSums{}, scratch);
+  if (threadIdx.x == 0) partials[blockIdx.x] = s;
+}
 
-  // dx = γ·invstd · (dy − mean(dy) − x̂·mean(dy·x̂)) = k · ((dy − mean(dy)) − r·(x − mean))
-  const float k = gamma[c] * invstd, mean_dy = sum_dy / float(count), r = invstd * sum_dy_xhat / float(count);
-  for (ChannelWalk w(threadIdx.x, kThreads, batch, channels, c, packs); !w.done();) {
+__device__ __forceinline__ void add_parameter_grads(const Sums& total, int c, float* dgamma, float* dbeta) {
+  if (dgamma) dgamma[c] += total.dy_xhat;
+  if (dbeta) dbeta[c] += total.dy;
+}
+
+// Pass 2 of the training backward: the channel's sums from its partials, then over one chunk
+// dx += γ·invstd · (dy − mean(dy) − x̂·mean(dy·x̂)) = k · ((dy − mean(dy)) − r·(x − mean)); the chunk-0
+// block adds dgamma and dbeta.
+template <int kWidth>
+__global__ void __launch_bounds__(kThreads)
+    backward_dx_kernel(int batch, int channels, int64_t spatial, int chunks, int64_t chunk_packs, const float* x,
+                       const float* gamma, const float* save_mean, const float* save_invstd, const float* dy,
+                       const Sums* partials, float* dx, float* dgamma, float* dbeta) {
+  constexpr int kPacks = kPacksPerStep<kWidth, 2>;
+  __shared__ Sums scratch[kThreads / 32];
+  const int64_t spatial_packs = spatial / kWidth;
+  const ChunkOfBlock block = chunk_of_block(batch, spatial_packs, chunks, chunk_packs);
+  const int c = block.channel;
+  const Sums total = combine_chunks(partials + int64_t(c) * chunks, chunks, Sums{0.0f, 0.0f}, AddSums{}, scratch);
+  if (block.chunk == 0 && threadIdx.x == 0) add_parameter_grads(total, c, dgamma, dbeta);
+
+  const int64_t count = int64_t(batch) * spatial;
+  const float mean = save_mean[c], invstd = save_invstd[c];
+  const float k = gamma[c] * invstd, mean_dy = total.dy / float(count), r = invstd * total.dy_xhat / float(count);
+  for (ChannelWalk w = chunk_walk(block, batch, channels, spatial_packs); !w.done();) {
     int64_t at[kPacks];
     w.take(at);
     Pack<kWidth> xv[kPacks], g[kPacks], d[kPacks];
@@ -189,45 +291,57 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// With the running statistics x̂ is affine in x, so dx = γ·invstd·dy needs no reduction; dgamma and
-// dbeta do, in the same pass.
-template <int kThreads, int kWidth>
+// One block per channel: dgamma and dbeta from the channel's partial sums (the backward kernels
+// without dx to compute after their reduction).
 __global__ void __launch_bounds__(kThreads)
-    backward_infer_kernel(int batch, int channels, int64_t spatial, float eps, const float* x, const float* gamma,
-                          const float* running_mean, const float* running_var, const float* dy, float* dx,
-                          float* dgamma, float* dbeta) {
-  constexpr int kPacks = kPacksPerStep<kWidth, 2>;
-  __shared__ float scratch[kThreads / 32];
+    parameter_grads_kernel(int chunks, const Sums* partials, float* dgamma, float* dbeta) {
+  __shared__ Sums scratch[kThreads / 32];
   const int c = blockIdx.x;
-  const int64_t packs = spatial / kWidth;
-  const float mean = running_mean[c], invstd = 1.0f / sqrtf(running_var[c] + eps), k = gamma[c] * invstd;
-
-  float sum_dy = 0.0f, sum_dy_d = 0.0f;
-  for (ChannelWalk w(threadIdx.x, kThreads, batch, channels, c, packs); !w.done();) {
-    int64_t at[kPacks];
-    w.take(at);
-    Pack<kWidth> xv[kPacks], g[kPacks], d[kPacks];
-    for (int u = 0; u < kPacks; ++u) {
-      xv[u] = load_pack<kWidth>(x, at[u]), g[u] = load_pack<kWidth>(dy, at[u]);
-      d[u] = load_pack<kWidth>(dx, dx ? at[u] : -1);
-    }
-    for (int u = 0; u < kPacks; ++u) {  // past the end dy = 0 adds nothing
-      for (int e = 0; e < kWidth; ++e) {
-        sum_dy += g[u].v[e];
-        sum_dy_d += g[u].v[e] * (xv[u].v[e] - mean);
-        d[u].v[e] += k * g[u].v[e];
-      }
-      if (dx && at[u] >= 0) store_pack(dx, at[u], d[u]);
-    }
-  }
-  if (!dgamma && !dbeta) return;  // uniform across the block: no thread is left at a barrier
-  sum_dy = block_allreduce<kThreads>(sum_dy, SumOp{}, scratch);
-  sum_dy_d = block_allreduce<kThreads>(sum_dy_d, SumOp{}, scratch);
-  if (threadIdx.x == 0) {
-    if (dgamma) dgamma[c] += invstd * sum_dy_d;
-    if (dbeta) dbeta[c] += sum_dy;
-  }
+  const Sums total = combine_chunks(partials + int64_t(c) * chunks, chunks, Sums{0.0f, 0.0f}, AddSums{}, scratch);
+  if (threadIdx.x == 0) add_parameter_grads(total, c, dgamma, dbeta);
 }
+
+// Blocks per channel for the per-chunk launches, and the values each covers. The split depends on
+// the shape only (not on the device), so results are the same on every GPU and in the emulator:
+// about kTargetBlocks blocks in all (four blocks of 256 threads per multiprocessor of an H200's 132),
+// as long as each block gets at least kMinChunkValues values (8 per thread; smaller chunks would add
+// partials to combine, not loads in flight). A chunk is a multiple of 4 values, so every chunk
+// starts on a 16-byte pack boundary whatever the pack width; only the last one may be shorter.
+// ResNet-20 at batch 128: 32 blocks per channel at 16×32×32, 16 at 32×16×16, 4 at 64×8×8 (512, 512
+// and 256 blocks).
+struct Chunking {
+  int chunks;
+  int64_t chunk_values;
+};
+
+constexpr int64_t kTargetBlocks = 512;
+constexpr int64_t kMinChunkValues = 2048;
+
+Chunking chunking(const kernels::ImageShape& s) {
+  const int64_t count = int64_t(s.batch) * s.spatial();
+  const int64_t wanted = (kTargetBlocks + s.channels - 1) / s.channels;
+  const int64_t chunks = std::max<int64_t>(1, std::min(wanted, count / kMinChunkValues));
+  const int64_t chunk_values = ((count + chunks - 1) / chunks + 3) / 4 * 4;
+  return {int((count + chunk_values - 1) / chunk_values), chunk_values};
+}
+
+// Device memory for `n` partial results of one call, from the caching allocator (kernels/cuda/memory.h:
+// after a training loop's first step no call reaches cudaMalloc). It goes back to the allocator once
+// the launches that use it are queued: a freed block is only handed out again on the same stream, so
+// the next user runs after them.
+template <typename T>
+class Scratch {
+ public:
+  explicit Scratch(int64_t n)
+      : data_(static_cast<T*>(device_allocator().allocate(size_t(n) * sizeof(T), current_stream()))) {}
+  ~Scratch() { device_allocator().free(data_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* get() const { return data_; }
+
+ private:
+  T* data_;
+};
 
 }  // namespace
 
@@ -235,12 +349,20 @@ void batchnorm2d_forward_train(const kernels::ImageShape& s, float eps, float mo
                                const float* gamma, const float* beta, float* y, float* save_mean,
                                float* save_invstd, float* running_mean, float* running_var) {
   if (s.channels <= 0 || s.numel() <= 0) return;
-  with_channel_block(int64_t(s.batch) * s.spatial(), pack_width(s.spatial(), {x, y}), [&](auto threads, auto width) {
-    RAISIN_LAUNCH((forward_train_kernel<threads(), width()>), s.channels, threads(), 0, current_stream())(
-        s.batch, s.channels, s.spatial(), eps, momentum, x, gamma, beta, y, save_mean, save_invstd, running_mean,
-        running_var);
+  const Chunking split = chunking(s);
+  const int blocks = s.channels * split.chunks;
+  Scratch<Moments> partials(blocks);
+  Scratch<float> pilots(s.channels);
+  with_pack_width(pack_width(s.spatial(), {x, y}), [&](auto width) {
+    const int64_t chunk_packs = split.chunk_values / width();
+    RAISIN_LAUNCH((forward_moments_kernel<width()>), blocks, kThreads, 0, current_stream())(
+        s.batch, s.channels, s.spatial(), split.chunks, chunk_packs, x, partials.get(), pilots.get());
+    RAISIN_CUDA_CHECK(cudaGetLastError());
+    RAISIN_LAUNCH((forward_normalise_kernel<width()>), blocks, kThreads, 0, current_stream())(
+        s.batch, s.channels, s.spatial(), split.chunks, chunk_packs, eps, momentum, x, gamma, beta, partials.get(),
+        pilots.get(), y, save_mean, save_invstd, running_mean, running_var);
+    RAISIN_CUDA_CHECK(cudaGetLastError());
   });
-  RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 
 void batchnorm2d_forward_infer(const kernels::ImageShape& s, float eps, const float* x, const float* gamma,
@@ -260,25 +382,44 @@ void batchnorm2d_backward_train(const kernels::ImageShape& s, const float* x, co
                                 const float* save_mean, const float* save_invstd, const float* dy, float* dx,
                                 float* dgamma, float* dbeta) {
   if (s.channels <= 0 || s.numel() <= 0 || (!dx && !dgamma && !dbeta)) return;
-  with_channel_block(int64_t(s.batch) * s.spatial(), pack_width(s.spatial(), {x, dy, dx}),
-                     [&](auto threads, auto width) {
-                       RAISIN_LAUNCH((backward_train_kernel<threads(), width()>), s.channels, threads(), 0,
-                                     current_stream())(s.batch, s.channels, s.spatial(), x, gamma, save_mean,
-                                                       save_invstd, dy, dx, dgamma, dbeta);
-                     });
-  RAISIN_CUDA_CHECK(cudaGetLastError());
+  const Chunking split = chunking(s);
+  const int blocks = s.channels * split.chunks;
+  Scratch<Sums> partials(blocks);
+  with_pack_width(pack_width(s.spatial(), {x, dy, dx}), [&](auto width) {
+    const int64_t chunk_packs = split.chunk_values / width();
+    RAISIN_LAUNCH((backward_sums_kernel<width(), false>), blocks, kThreads, 0, current_stream())(
+        s.batch, s.channels, s.spatial(), split.chunks, chunk_packs, 0.0f, x, gamma, save_mean, save_invstd, dy,
+        partials.get(), nullptr);
+    RAISIN_CUDA_CHECK(cudaGetLastError());
+    if (dx) {
+      RAISIN_LAUNCH((backward_dx_kernel<width()>), blocks, kThreads, 0, current_stream())(
+          s.batch, s.channels, s.spatial(), split.chunks, chunk_packs, x, gamma, save_mean, save_invstd, dy,
+          partials.get(), dx, dgamma, dbeta);
+    } else {
+      RAISIN_LAUNCH(parameter_grads_kernel, s.channels, kThreads, 0, current_stream())(split.chunks, partials.get(),
+                                                                                       dgamma, dbeta);
+    }
+    RAISIN_CUDA_CHECK(cudaGetLastError());
+  });
 }
 
 void batchnorm2d_backward_infer(const kernels::ImageShape& s, float eps, const float* x, const float* gamma,
                                 const float* running_mean, const float* running_var, const float* dy,
                                 float* dx, float* dgamma, float* dbeta) {
   if (s.channels <= 0 || s.numel() <= 0 || (!dx && !dgamma && !dbeta)) return;
-  with_channel_block(int64_t(s.batch) * s.spatial(), pack_width(s.spatial(), {x, dy, dx}),
-                     [&](auto threads, auto width) {
-                       RAISIN_LAUNCH((backward_infer_kernel<threads(), width()>), s.channels, threads(), 0,
-                                     current_stream())(s.batch, s.channels, s.spatial(), eps, x, gamma,
-                                                       running_mean, running_var, dy, dx, dgamma, dbeta);
-                     });
+  const Chunking split = chunking(s);
+  const int blocks = s.channels * split.chunks;
+  const bool sums = dgamma || dbeta;
+  Scratch<Sums> partials(sums ? blocks : 0);
+  with_pack_width(pack_width(s.spatial(), {x, dy, dx}), [&](auto width) {
+    RAISIN_LAUNCH((backward_sums_kernel<width(), true>), blocks, kThreads, 0, current_stream())(
+        s.batch, s.channels, s.spatial(), split.chunks, split.chunk_values / width(), eps, x, gamma, running_mean,
+        running_var, dy, partials.get(), dx);
+    RAISIN_CUDA_CHECK(cudaGetLastError());
+  });
+  if (!sums) return;
+  RAISIN_LAUNCH(parameter_grads_kernel, s.channels, kThreads, 0, current_stream())(split.chunks, partials.get(),
+                                                                                   dgamma, dbeta);
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -86,15 +86,20 @@ struct TensorWalk {
 
 // Thread `first` of `stride` threads visiting the batch·spatial packs of one channel c (spatial
 // counted in packs): pack j = b·spatial + i lives at (b·channels + c)·spatial + i, so consecutive
-// threads read consecutive addresses inside a plane. take() as above.
+// threads read consecutive addresses inside a plane. The walk ends at pack `end` (by default the
+// channel's last), so blocks can share a channel, each walking a contiguous range of j from its
+// first thread's `first`. take() as above.
 struct ChannelWalk {
   PlaneWalk walk;  // over [batch, spatial]: plane = b
-  int64_t count;   // batch · spatial
+  int64_t end;     // one past the last pack j to visit
   int channels, channel;
 
   __device__ ChannelWalk(int64_t first, int64_t stride, int batch, int channels_, int channel_, int64_t spatial)
-      : walk(first, stride, spatial, batch), count(int64_t(batch) * spatial), channels(channels_), channel(channel_) {}
-  __device__ __forceinline__ bool done() const { return walk.index >= count; }
+      : ChannelWalk(first, stride, batch, channels_, channel_, spatial, int64_t(batch) * spatial) {}
+  __device__ ChannelWalk(int64_t first, int64_t stride, int batch, int channels_, int channel_, int64_t spatial,
+                         int64_t end_)
+      : walk(first, stride, spatial, batch), end(end_), channels(channels_), channel(channel_) {}
+  __device__ __forceinline__ bool done() const { return walk.index >= end; }
 
   template <int kPacks>
   __device__ __forceinline__ void take(int64_t (&at)[kPacks]) {

@@ -1,20 +1,24 @@
 // CUDA parity for the batchnorm2d kernels (kernels/cuda/batchnorm.cu) against their CPU twins, on
 // random inputs with per-channel offsets and spreads, negative scales, odd shapes, batch 1, spatial 1,
-// a single value per channel, channels of more values than a block has threads, and a channel whose
-// mean is large compared to its spread.
-// Tolerances (the GPU sums in float per thread and then in a tree, the CPU in float blocks added in
-// double): outputs and statistics rtol 1e-5 with atol 1e-5 (y, dx; values of order 1) or 1e-6 (mean,
+// a single value per channel, channels of more values than a block has threads, channels split over
+// several blocks, and a channel whose mean is large compared to its spread; and the same outputs bit
+// for bit from run to run.
+// Tolerances (the GPU sums in float per thread, then in a tree per block and over a channel's blocks,
+// the CPU in float blocks added in double): outputs and statistics rtol 1e-5 with atol 1e-5 (y, dx; values of order 1) or 1e-6 (mean,
 // running mean); the channel sums dgamma and dbeta atol 1e-6 · Σ|terms| over the channel.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "kernels/cpu/kernels.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/memory.h"
 #include "tests/cuda/parity.h"
 #include "tests/support/check.h"
 #include "tests/support/shapes.h"
@@ -55,12 +59,16 @@ Problem make_problem(const ImageShape& s, uint64_t seed) {
   return p;
 }
 
-// Channels of 8192 values or more get blocks of 1024 threads ({9, 2, 29, 33}, {8, 2, 48, 48}), the
-// others 256; planes of a multiple of 4 values are read in 16-byte packs ({2, 3, 4, 5}, {5, 37, 6, 6},
-// {8, 2, 48, 48}, …), the others value by value.
+// The reductions split a channel of batch·spatial values over blocks of at least 2048 values, up to
+// about 512 blocks in all (batchnorm.cu's Chunking): {9, 2, 29, 33} runs 4 blocks per channel, the
+// last one shorter; {8, 2, 48, 48} 9; ResNet-20's first stage at batch 128, {128, 16, 32, 32}, 32;
+// {128, 13, 7, 7} 3 (13 channels, planes of 49 values); {96, 3, 20, 14} 13, with chunks that start
+// and end inside planes; the others (and {1, 3, 7, 7}) one. Planes of a multiple of 4 values are read
+// in 16-byte packs ({2, 3, 4, 5}, {5, 37, 6, 6}, {8, 2, 48, 48}, …), the others value by value.
 const std::vector<ImageShape> kShapes = {
-    {2, 3, 4, 5},  {3, 5, 7, 3},   {1, 4, 3, 3},   {7, 2, 1, 1},  {4, 1, 5, 2},  {5, 37, 6, 6},
-    {1, 3, 1, 1},  {33, 3, 1, 1},  {2, 2, 30, 31}, {9, 2, 29, 33}, {8, 2, 48, 48},
+    {2, 3, 4, 5},    {3, 5, 7, 3},   {1, 4, 3, 3},     {7, 2, 1, 1},      {4, 1, 5, 2},
+    {5, 37, 6, 6},   {1, 3, 1, 1},   {33, 3, 1, 1},    {2, 2, 30, 31},    {9, 2, 29, 33},
+    {8, 2, 48, 48},  {1, 3, 7, 7},   {128, 13, 7, 7},  {96, 3, 20, 14},   {128, 16, 32, 32},
 };
 // Alternately PyTorch's default eps and a large one that changes the result visibly.
 float eps_for(size_t shape_index) { return shape_index % 2 == 0 ? 1e-5f : 0.25f; }
@@ -263,6 +271,67 @@ TEST_F(CudaParity, BatchNormMisalignedTensorsMatchCpu) {
     EXPECT_TRUE(all_close("dgamma", dev_dgamma.host(), to_double(dgamma), 1e-5, atol_sums));
     EXPECT_TRUE(all_close("dbeta", dev_dbeta.host(), to_double(dbeta), 1e-5, atol_sums));
   }
+}
+
+// Blocks of one channel combine its partial results in a fixed order and without atomics, so a second
+// run gives the same bits although the blocks run in another order.
+TEST_F(CudaParity, BatchNormRunsAreBitIdentical) {
+  for (const ImageShape& s : {ImageShape{128, 16, 32, 32}, ImageShape{96, 3, 20, 14}, ImageShape{128, 13, 7, 7}}) {
+    SCOPED_TRACE(name(s));
+    const Problem p = make_problem(s, 600);
+    const size_t n = p.x.size(), C = size_t(s.channels);
+    const DeviceBuffer<float> dev_x(p.x), dev_dy(p.dy), dev_gamma(p.gamma), dev_beta(p.beta),
+        dev_rm(p.running_mean), dev_rv(p.running_var);
+    // Every output of a forward and the two backward passes, as bits.
+    auto run = [&] {
+      DeviceBuffer<float> y(n), mean(C), invstd(C), rm(p.running_mean), rv(p.running_var);
+      cuda::batchnorm2d_forward_train(s, 1e-5f, kMomentum, dev_x.ptr, dev_gamma.ptr, dev_beta.ptr, y.ptr, mean.ptr,
+                                      invstd.ptr, rm.ptr, rv.ptr);
+      DeviceBuffer<float> dx(std::vector<float>(n, 0.5f)), dgamma(std::vector<float>(C, 0.5f)),
+          dbeta(std::vector<float>(C, 0.5f));
+      cuda::batchnorm2d_backward_train(s, dev_x.ptr, dev_gamma.ptr, mean.ptr, invstd.ptr, dev_dy.ptr, dx.ptr,
+                                       dgamma.ptr, dbeta.ptr);
+      DeviceBuffer<float> dx_infer(std::vector<float>(n, 0.5f)), dgamma_infer(std::vector<float>(C, 0.5f)),
+          dbeta_infer(std::vector<float>(C, 0.5f));
+      cuda::batchnorm2d_backward_infer(s, 1e-5f, dev_x.ptr, dev_gamma.ptr, dev_rm.ptr, dev_rv.ptr, dev_dy.ptr,
+                                       dx_infer.ptr, dgamma_infer.ptr, dbeta_infer.ptr);
+      std::vector<std::vector<uint32_t>> outputs;
+      for (const DeviceBuffer<float>* out :
+           {&y, &mean, &invstd, &rm, &rv, &dx, &dgamma, &dbeta, &dx_infer, &dgamma_infer, &dbeta_infer}) {
+        std::vector<uint32_t> bits;
+        for (float v : out->host()) bits.push_back(std::bit_cast<uint32_t>(v));
+        outputs.push_back(std::move(bits));
+      }
+      return outputs;
+    };
+    const auto first = run();
+    for (int again = 0; again < 3; ++again) EXPECT_TRUE(run() == first) << "run " << again + 2 << " differs";
+  }
+}
+
+// The kernels' scratch memory for partial results comes from the caching allocator and goes back to
+// it: once a first call has filled the cache, further calls make no cudaMalloc and hold no memory.
+TEST_F(CudaParity, BatchNormScratchIsCachedAndReleased) {
+  const ImageShape s{128, 13, 7, 7};
+  const Problem p = make_problem(s, 700);
+  const size_t n = p.x.size(), C = size_t(s.channels);
+  const DeviceBuffer<float> dev_x(p.x), dev_dy(p.dy), dev_gamma(p.gamma), dev_beta(p.beta), dev_rm(p.running_mean),
+      dev_rv(p.running_var);
+  DeviceBuffer<float> y(n), mean(C), invstd(C), dx(n), dgamma(C), dbeta(C);
+  auto step = [&] {
+    cuda::batchnorm2d_forward_train(s, 1e-5f, kMomentum, dev_x.ptr, dev_gamma.ptr, dev_beta.ptr, y.ptr, mean.ptr,
+                                    invstd.ptr, nullptr, nullptr);
+    cuda::batchnorm2d_backward_train(s, dev_x.ptr, dev_gamma.ptr, mean.ptr, invstd.ptr, dev_dy.ptr, dx.ptr, dgamma.ptr,
+                                     dbeta.ptr);
+    cuda::batchnorm2d_backward_infer(s, 1e-5f, dev_x.ptr, dev_gamma.ptr, dev_rm.ptr, dev_rv.ptr, dev_dy.ptr, dx.ptr,
+                                     dgamma.ptr, dbeta.ptr);
+  };
+  step();
+  const cuda::AllocatorStats before = cuda::device_allocator().stats();
+  for (int i = 0; i < 3; ++i) step();
+  const cuda::AllocatorStats after = cuda::device_allocator().stats();
+  EXPECT_EQ(after.device_mallocs, before.device_mallocs);
+  EXPECT_EQ(after.bytes_in_use, before.bytes_in_use);
 }
 
 }  // namespace
