@@ -327,7 +327,7 @@ RunSummary run_training(Flags& flags) {
   // Everything the host does after a step: its rows, the progress line and, when the step ends an
   // epoch or a training-set evaluation interval, the evaluations and the checkpoint (which read the
   // model and trainer as they are now, so such a step must be the last one drained). False: stop early.
-  auto after_step = [&](const StepResult& r, double progress_before, bool last_drained) {
+  auto after_step = [&](const StepResult& r, double progress_before, bool last_drained, double wall) {
     const int64_t steps_done = r.step + 1;
     const int64_t epoch_before = int64_t(std::floor(progress_before + 1e-9));
     epoch_loss_sum += r.loss;
@@ -343,7 +343,6 @@ RunSummary run_training(Flags& flags) {
       interval_start = std::chrono::steady_clock::now();
       interval_steps = 0;
     }
-    const double wall = training_seconds();  // at the end of this step, for every row about it
     steps_out << r.step << ',' << r.progress << ',' << r.loss << ',' << r.accuracy << ',' << r.lr << ','
               << r.lr_multiplier << ',' << wall << ',' << images_per_second << '\n';
 
@@ -394,22 +393,27 @@ RunSummary run_training(Flags& flags) {
     return true;
   };
 
-  // Steps are queued in runs of which only the last can end an epoch, an evaluation interval or the
-  // run (Trainer::steps_before), then drained: on a GPU the host reads back once per run, and every
-  // row is what one step at a time would give.
-  constexpr int64_t kMostQueued = 64;
+  // On a GPU, steps are queued in runs of which only the last can end an epoch, an evaluation interval
+  // or the run (Trainer::steps_before), then drained: the host reads back once per run, and every row
+  // is what one step at a time would give, except wall_seconds, which the host only knows per run:
+  // the run's time is spread evenly over its steps. On the cpu a step is done when queued, so runs are
+  // single steps and every time is measured.
+  const int64_t most_queued = device.is_cpu() ? 1 : 64;
   const int64_t first_step = trainer.steps();
   bool go_on = true;
   while (go_on && trainer.progress() < epochs - 1e-9) {
     double boundary = std::min(std::floor(trainer.progress() + 1e-9) + 1, epochs);
     if (eval_train_every > 0) boundary = std::min(boundary, double(train_eval_index(trainer.progress()) + 1) * eval_train_every);
     // The first step alone: it is the warm-up (cuDNN plans, first-touch pages) and its own images/s window.
-    const int64_t run = trainer.steps() == first_step ? 1 : std::min(trainer.steps_before(boundary), kMostQueued);
+    const int64_t run = trainer.steps() == first_step ? 1 : std::min(trainer.steps_before(boundary), most_queued);
     double progress_before = trainer.progress();
+    const double run_start = training_seconds();
     for (int64_t q = 0; q < run; ++q) trainer.queue_step();
     const std::vector<StepResult> drained = trainer.drain();
+    const double run_seconds = training_seconds() - run_start;
     for (size_t i = 0; i < drained.size() && go_on; ++i) {
-      go_on = after_step(drained[i], progress_before, i + 1 == drained.size());
+      const double wall = run_start + run_seconds * double(i + 1) / double(drained.size());  // at the step's end
+      go_on = after_step(drained[i], progress_before, i + 1 == drained.size(), wall);
       progress_before = drained[i].progress;
     }
   }
