@@ -132,6 +132,19 @@ TEST_F(DeviceRais, SameDrawsWeightsAndMultipliersAsOnTheCpu) {
   EXPECT_NE(on_gpu.multipliers.back(), 1.0);  // r̂ moved
 }
 
+// PT on its own thread (waiting on a fence for its snapshot) gives the same run as PT at launch.
+TEST_F(DeviceRais, SameRunWithTheSolveOnItsOwnThread) {
+  rais::RaisOptions background = small_options();
+  background.background_solve = true;
+  rais::DeviceRaisSampler at_launch(kCount, 7, Device::cuda(0), small_options()),
+      on_thread(kCount, 7, Device::cuda(0), background);
+  Trace a, b;
+  drive(at_launch, Device::cuda(0), 0, kSteps, kBatch, a);
+  drive(on_thread, Device::cuda(0), 0, kSteps, kBatch, b);
+  expect_same(a, b);
+  EXPECT_EQ(on_thread.stats().solves, at_launch.stats().solves);
+}
+
 // Against the host sampler fed the same measurements: the same shuffled warm-up, the same first (c, d),
 // and p where both build it from the same state equal to rounding.
 TEST_F(DeviceRais, MatchesTheHostSampler) {
