@@ -107,13 +107,14 @@ void BM_BiasReluForward(benchmark::State& state) {
 }
 BENCHMARK(BM_BiasReluForward)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
+// LeNet-5's conv1 and conv2 and ResNet-20's first stage: args batch, channels, h (= w)
 void BM_BiasBackward(benchmark::State& state) {
   if (skip_without_gpu(state)) return;
-  const ImageShape s{128, 16, 32, 32};
+  const ImageShape s{int(state.range(0)), int(state.range(1)), int(state.range(2)), int(state.range(2))};
   Device<float> dy(s.numel()), db(s.channels);
   time_launches(state, [&] { cuda::bias_add_backward(s, dy.ptr, db.ptr); }, kF * s.numel(), 0);
 }
-BENCHMARK(BM_BiasBackward)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_BiasBackward)->Args({128, 6, 28})->Args({128, 16, 10})->Args({128, 16, 32})->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 void BM_ReduceSum(benchmark::State& state) {
   if (skip_without_gpu(state)) return;

@@ -3,13 +3,13 @@
 // kernels accumulate into dx, dgamma, dbeta and skip null pointers).
 //
 // The reductions are split over several blocks per channel, so that a layer of few channels still
-// fills the GPU: each channel's batch·spatial values are cut into `chunks` contiguous ranges (a
-// split that depends on the shape only, see Chunking), one block per (channel, chunk). Each training
-// kernel is two launches: the first writes each chunk's partial result to scratch memory from the
-// caching allocator; in the second, every block combines its channel's partials in a fixed order
-// (thread t merges chunks t, t + 256, … in turn, then a fixed tree across threads, reduce.cuh) and
-// then writes the outputs of its own chunk. Blocks of one channel all compute the same combination,
-// no atomics are involved, so results do not depend on timing and are the same from run to run.
+// fills the GPU: each channel's batch·spatial values are cut into `chunks` contiguous ranges, one block
+// per (channel, chunk), by the plan of kernels/cuda/channel_chunks.cuh (fixed by the shape only). Each
+// training kernel is two launches: the first writes each chunk's partial result to scratch memory from
+// the caching allocator; in the second, every block combines its channel's partials in a fixed order
+// (combine_chunks) and then writes the outputs of its own chunk. Blocks of one channel all compute the
+// same combination, no atomics are involved, so results do not depend on timing and are the same from
+// run to run.
 // The forward statistics are moments of x − pilot (pilot = the channel's first value), merged pack
 // by pack, thread by thread and chunk by chunk with Chan's formula: this stays accurate when the
 // mean is large compared to the spread, where E[x²] − E[x]² in float fails (and where even Welford's
@@ -20,13 +20,12 @@
 #include "kernels/cuda/compat.h"
 
 #include <algorithm>
-#include <cstddef>
 #include <cstdint>
 
+#include "kernels/cuda/channel_chunks.cuh"
 #include "kernels/cuda/channel_walk.cuh"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/kernels.h"
-#include "kernels/cuda/memory.h"
 #include "kernels/cuda/reduce.cuh"
 
 namespace raisin::cuda {
@@ -35,7 +34,6 @@ namespace {
 
 constexpr int kElementwiseBlock = 256;
 constexpr int kMaxElementwiseBlocks = 2048;  // enough to fill an H200 (132 SMs) twice over
-constexpr int kThreads = 256;                // threads of every per-chunk block
 
 // Count, mean and sum of squared deviations of a set of values.
 struct Moments {
@@ -91,41 +89,13 @@ __device__ __forceinline__ Moments pack_moments(const Pack<kWidth>& p, float shi
   return {float(kWidth), mean, m2};
 }
 
-// The block of a per-chunk launch (grid = channels · chunks) and the range of its channel's packs
-// j = b·spatial_packs + i that it walks.
-struct ChunkOfBlock {
-  int channel, chunk;
-  int64_t begin, end;
-};
-
-__device__ __forceinline__ ChunkOfBlock chunk_of_block(int batch, int64_t spatial_packs, int chunks,
-                                                       int64_t chunk_packs) {
-  const int channel = int(blockIdx.x) / chunks, chunk = int(blockIdx.x) % chunks;
-  const int64_t begin = chunk * chunk_packs, end = begin + chunk_packs, packs = int64_t(batch) * spatial_packs;
-  return {channel, chunk, begin, end < packs ? end : packs};
-}
-
-// The walk of this thread over its block's chunk.
-__device__ __forceinline__ ChannelWalk chunk_walk(const ChunkOfBlock& b, int batch, int channels,
-                                                  int64_t spatial_packs) {
-  return ChannelWalk(b.begin + threadIdx.x, kThreads, batch, channels, b.channel, spatial_packs, b.end);
-}
-
-// A channel's `chunks` partial results combined in a fixed order, in every thread of the block.
-template <typename T, typename Op>
-__device__ __forceinline__ T combine_chunks(const T* partials, int chunks, T zero, Op op, T* scratch) {
-  T v = zero;
-  for (int k = threadIdx.x; k < chunks; k += kThreads) v = op(v, partials[k]);
-  return block_allreduce<kThreads>(v, op, scratch);
-}
-
 // Pass 1 of the training forward: the moments of x − pilot over one chunk, and the channel's pilot.
 template <int kWidth>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kChunkThreads)
     forward_moments_kernel(int batch, int channels, int64_t spatial, int chunks, int64_t chunk_packs, const float* x,
                            Moments* partials, float* pilots) {
   constexpr int kPacks = kPacksPerStep<kWidth, 1>;
-  __shared__ Moments scratch[kThreads / 32];
+  __shared__ Moments scratch[kChunkThreads / 32];
   const int64_t spatial_packs = spatial / kWidth;
   const ChunkOfBlock block = chunk_of_block(batch, spatial_packs, chunks, chunk_packs);
   const float pilot = x[int64_t(block.channel) * spatial];
@@ -138,7 +108,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int u = 0; u < kPacks; ++u)
       if (at[u] >= 0) m = MergeMoments{}(m, pack_moments(v[u], pilot));
   }
-  m = block_allreduce<kThreads>(m, MergeMoments{}, scratch);
+  m = block_allreduce<kChunkThreads>(m, MergeMoments{}, scratch);
   if (threadIdx.x != 0) return;
   partials[blockIdx.x] = m;
   if (block.chunk == 0) pilots[block.channel] = pilot;  // kept, as y may overwrite x (in place)
@@ -147,13 +117,13 @@ __global__ void __launch_bounds__(kThreads)
 // Pass 2 of the training forward: the channel's statistics from its partials, then over one chunk
 // y = ((x − pilot) − centre)·invstd·γ + β; the chunk-0 block writes the saved and running statistics.
 template <int kWidth>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kChunkThreads)
     forward_normalise_kernel(int batch, int channels, int64_t spatial, int chunks, int64_t chunk_packs,
                              float eps, float momentum, const float* x, const float* gamma, const float* beta,
                              const Moments* partials, const float* pilots, float* y, float* save_mean,
                              float* save_invstd, float* running_mean, float* running_var) {
   constexpr int kPacks = kPacksPerStep<kWidth, 1>;
-  __shared__ Moments scratch[kThreads / 32];
+  __shared__ Moments scratch[kChunkThreads / 32];
   const int64_t spatial_packs = spatial / kWidth;
   const ChunkOfBlock block = chunk_of_block(batch, spatial_packs, chunks, chunk_packs);
   const int c = block.channel;
@@ -216,12 +186,12 @@ __global__ void forward_infer_kernel(int64_t packs, int channels, int64_t spatia
 // statistics x̂ is affine in x, so dx = γ·invstd·dy needs no reduction: it is added in this pass when
 // dx is given.
 template <int kWidth, bool kRunning>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kChunkThreads)
     backward_sums_kernel(int batch, int channels, int64_t spatial, int chunks, int64_t chunk_packs, float eps,
                          const float* x, const float* gamma, const float* mean, const float* invstd_or_var,
                          const float* dy, Sums* partials, float* dx) {
   constexpr int kPacks = kPacksPerStep<kWidth, 2>;
-  __shared__ Sums scratch[kThreads / 32];
+  __shared__ Sums scratch[kChunkThreads / 32];
   const int64_t spatial_packs = spatial / kWidth;
   const ChunkOfBlock block = chunk_of_block(batch, spatial_packs, chunks, chunk_packs);
   const int c = block.channel;
@@ -249,7 +219,7 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   if (!partials) return;  // uniform across the block: no thread is left at a barrier
-  const Sums s = block_allreduce<kThreads>(Sums{sum_dy, invstd * sum_dy_d}, AddSums{}, scratch);
+  const Sums s = block_allreduce<kChunkThreads>(Sums{sum_dy, invstd * sum_dy_d}, AddSums{}, scratch);
   if (threadIdx.x == 0) partials[blockIdx.x] = s;
 }
 
@@ -262,12 +232,12 @@ __device__ __forceinline__ void add_parameter_grads(const Sums& total, int c, fl
 // dx += γ·invstd · (dy − mean(dy) − x̂·mean(dy·x̂)) = k · ((dy − mean(dy)) − r·(x − mean)); the chunk-0
 // block adds dgamma and dbeta.
 template <int kWidth>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kChunkThreads)
     backward_dx_kernel(int batch, int channels, int64_t spatial, int chunks, int64_t chunk_packs, const float* x,
                        const float* gamma, const float* save_mean, const float* save_invstd, const float* dy,
                        const Sums* partials, float* dx, float* dgamma, float* dbeta) {
   constexpr int kPacks = kPacksPerStep<kWidth, 2>;
-  __shared__ Sums scratch[kThreads / 32];
+  __shared__ Sums scratch[kChunkThreads / 32];
   const int64_t spatial_packs = spatial / kWidth;
   const ChunkOfBlock block = chunk_of_block(batch, spatial_packs, chunks, chunk_packs);
   const int c = block.channel;
@@ -293,55 +263,13 @@ __global__ void __launch_bounds__(kThreads)
 
 // One block per channel: dgamma and dbeta from the channel's partial sums (the backward kernels
 // without dx to compute after their reduction).
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kChunkThreads)
     parameter_grads_kernel(int chunks, const Sums* partials, float* dgamma, float* dbeta) {
-  __shared__ Sums scratch[kThreads / 32];
+  __shared__ Sums scratch[kChunkThreads / 32];
   const int c = blockIdx.x;
   const Sums total = combine_chunks(partials + int64_t(c) * chunks, chunks, Sums{0.0f, 0.0f}, AddSums{}, scratch);
   if (threadIdx.x == 0) add_parameter_grads(total, c, dgamma, dbeta);
 }
-
-// Blocks per channel for the per-chunk launches, and the values each covers. The split depends on
-// the shape only (not on the device), so results are the same on every GPU and in the emulator:
-// about kTargetBlocks blocks in all (four blocks of 256 threads per multiprocessor of an H200's 132),
-// as long as each block gets at least kMinChunkValues values (8 per thread; smaller chunks would add
-// partials to combine, not loads in flight). A chunk is a multiple of 4 values, so every chunk
-// starts on a 16-byte pack boundary whatever the pack width; only the last one may be shorter.
-// ResNet-20 at batch 128: 32 blocks per channel at 16×32×32, 16 at 32×16×16, 4 at 64×8×8 (512, 512
-// and 256 blocks).
-struct Chunking {
-  int chunks;
-  int64_t chunk_values;
-};
-
-constexpr int64_t kTargetBlocks = 512;
-constexpr int64_t kMinChunkValues = 2048;
-
-Chunking chunking(const kernels::ImageShape& s) {
-  const int64_t count = int64_t(s.batch) * s.spatial();
-  const int64_t wanted = (kTargetBlocks + s.channels - 1) / s.channels;
-  const int64_t chunks = std::max<int64_t>(1, std::min(wanted, count / kMinChunkValues));
-  const int64_t chunk_values = ((count + chunks - 1) / chunks + 3) / 4 * 4;
-  return {int((count + chunk_values - 1) / chunk_values), chunk_values};
-}
-
-// Device memory for `n` partial results of one call, from the caching allocator (kernels/cuda/memory.h:
-// after a training loop's first step no call reaches cudaMalloc). It goes back to the allocator once
-// the launches that use it are queued: a freed block is only handed out again on the same stream, so
-// the next user runs after them.
-template <typename T>
-class Scratch {
- public:
-  explicit Scratch(int64_t n)
-      : data_(static_cast<T*>(device_allocator().allocate(size_t(n) * sizeof(T), current_stream()))) {}
-  ~Scratch() { device_allocator().free(data_); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  T* get() const { return data_; }
-
- private:
-  T* data_;
-};
 
 }  // namespace
 
@@ -355,10 +283,10 @@ void batchnorm2d_forward_train(const kernels::ImageShape& s, float eps, float mo
   Scratch<float> pilots(s.channels);
   with_pack_width(pack_width(s.spatial(), {x, y}), [&](auto width) {
     const int64_t chunk_packs = split.chunk_values / width();
-    RAISIN_LAUNCH((forward_moments_kernel<width()>), blocks, kThreads, 0, current_stream())(
+    RAISIN_LAUNCH((forward_moments_kernel<width()>), blocks, kChunkThreads, 0, current_stream())(
         s.batch, s.channels, s.spatial(), split.chunks, chunk_packs, x, partials.get(), pilots.get());
     RAISIN_CUDA_CHECK(cudaGetLastError());
-    RAISIN_LAUNCH((forward_normalise_kernel<width()>), blocks, kThreads, 0, current_stream())(
+    RAISIN_LAUNCH((forward_normalise_kernel<width()>), blocks, kChunkThreads, 0, current_stream())(
         s.batch, s.channels, s.spatial(), split.chunks, chunk_packs, eps, momentum, x, gamma, beta, partials.get(),
         pilots.get(), y, save_mean, save_invstd, running_mean, running_var);
     RAISIN_CUDA_CHECK(cudaGetLastError());
@@ -387,17 +315,17 @@ void batchnorm2d_backward_train(const kernels::ImageShape& s, const float* x, co
   Scratch<Sums> partials(blocks);
   with_pack_width(pack_width(s.spatial(), {x, dy, dx}), [&](auto width) {
     const int64_t chunk_packs = split.chunk_values / width();
-    RAISIN_LAUNCH((backward_sums_kernel<width(), false>), blocks, kThreads, 0, current_stream())(
+    RAISIN_LAUNCH((backward_sums_kernel<width(), false>), blocks, kChunkThreads, 0, current_stream())(
         s.batch, s.channels, s.spatial(), split.chunks, chunk_packs, 0.0f, x, gamma, save_mean, save_invstd, dy,
         partials.get(), nullptr);
     RAISIN_CUDA_CHECK(cudaGetLastError());
     if (dx) {
-      RAISIN_LAUNCH((backward_dx_kernel<width()>), blocks, kThreads, 0, current_stream())(
+      RAISIN_LAUNCH((backward_dx_kernel<width()>), blocks, kChunkThreads, 0, current_stream())(
           s.batch, s.channels, s.spatial(), split.chunks, chunk_packs, x, gamma, save_mean, save_invstd, dy,
           partials.get(), dx, dgamma, dbeta);
     } else {
-      RAISIN_LAUNCH(parameter_grads_kernel, s.channels, kThreads, 0, current_stream())(split.chunks, partials.get(),
-                                                                                       dgamma, dbeta);
+      RAISIN_LAUNCH(parameter_grads_kernel, s.channels, kChunkThreads, 0, current_stream())(
+          split.chunks, partials.get(), dgamma, dbeta);
     }
     RAISIN_CUDA_CHECK(cudaGetLastError());
   });
@@ -412,14 +340,14 @@ void batchnorm2d_backward_infer(const kernels::ImageShape& s, float eps, const f
   const bool sums = dgamma || dbeta;
   Scratch<Sums> partials(sums ? blocks : 0);
   with_pack_width(pack_width(s.spatial(), {x, dy, dx}), [&](auto width) {
-    RAISIN_LAUNCH((backward_sums_kernel<width(), true>), blocks, kThreads, 0, current_stream())(
+    RAISIN_LAUNCH((backward_sums_kernel<width(), true>), blocks, kChunkThreads, 0, current_stream())(
         s.batch, s.channels, s.spatial(), split.chunks, split.chunk_values / width(), eps, x, gamma, running_mean,
         running_var, dy, partials.get(), dx);
     RAISIN_CUDA_CHECK(cudaGetLastError());
   });
   if (!sums) return;
-  RAISIN_LAUNCH(parameter_grads_kernel, s.channels, kThreads, 0, current_stream())(split.chunks, partials.get(),
-                                                                                   dgamma, dbeta);
+  RAISIN_LAUNCH(parameter_grads_kernel, s.channels, kChunkThreads, 0, current_stream())(split.chunks, partials.get(),
+                                                                                        dgamma, dbeta);
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -1,14 +1,17 @@
 // CUDA per-channel bias kernels (forward add, fused add + ReLU, backward sum) and the sum reduction:
 // the twins of kernels/cpu/bias.cpp. The CUDA linear and conv glue adds its bias with these after
-// cuBLAS/cuDNN. The forward kernels walk the tensor in memory order (coalesced for any spatial size,
-// spatial 1 being a linear layer's [batch, features]), in packs of 4 floats when the planes allow
-// (kernels/cuda/channel_walk.cuh); the reductions run in a fixed tree (kernels/cuda/reduce.cuh), so
-// their results are reproducible without float atomics.
+// cuBLAS/cuDNN. The forward kernels are elementwise: they walk the tensor in memory order (coalesced
+// for any spatial size, spatial 1 being a linear layer's [batch, features]), in packs of 4 floats when
+// the planes allow (kernels/cuda/channel_walk.cuh). The backward sum splits each channel's batch·spatial
+// values into chunks (kernels/cuda/channel_chunks.cuh, as batch norm does), so a layer of few channels
+// still fills the GPU; the chunks' partial sums are combined in a fixed order, and every reduction runs
+// in a fixed tree (kernels/cuda/reduce.cuh), so results are reproducible without float atomics.
 #include "kernels/cuda/compat.h"
 
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/cuda/channel_chunks.cuh"
 #include "kernels/cuda/channel_walk.cuh"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/kernels.h"
@@ -45,15 +48,18 @@ __global__ void bias_forward_kernel(int64_t packs, int channels, int64_t spatial
   }
 }
 
-// One block per channel: db[c] += Σ_{n, i} dy[n, c, i].
-template <int kThreads, int kWidth>
-__global__ void __launch_bounds__(kThreads)
-    bias_backward_kernel(int batch, int channels, int64_t spatial, const float* dy, float* db) {
+// Pass 1 of the backward sum: Σ dy over one chunk of channel c's values (grid = channels · chunks,
+// kernels/cuda/channel_chunks.cuh), written to partials[block]; or, with a single chunk per channel
+// (partials null), added to db[c] at once. For spatial 1 (a linear layer) a chunk spans many rows.
+template <int kWidth>
+__global__ void __launch_bounds__(kChunkThreads)
+    bias_backward_chunk_kernel(int batch, int channels, int64_t spatial_packs, int chunks, int64_t chunk_packs,
+                               const float* dy, float* partials, float* db) {
   constexpr int kPacks = kPacksPerStep<kWidth, 1>;
-  __shared__ float scratch[kThreads / 32];
-  const int c = blockIdx.x;
+  __shared__ float scratch[kChunkThreads / 32];
+  const ChunkOfBlock block = chunk_of_block(batch, spatial_packs, chunks, chunk_packs);
   float sum = 0.0f;
-  for (ChannelWalk w(threadIdx.x, kThreads, batch, channels, c, spatial / kWidth); !w.done();) {
+  for (ChannelWalk w = chunk_walk(block, batch, channels, spatial_packs); !w.done();) {
     int64_t at[kPacks];
     w.take(at);
     Pack<kWidth> g[kPacks];
@@ -61,8 +67,21 @@ __global__ void __launch_bounds__(kThreads)
     for (int u = 0; u < kPacks; ++u)  // past the end: zeros
       for (int k = 0; k < kWidth; ++k) sum += g[u].v[k];
   }
-  sum = block_allreduce<kThreads>(sum, SumOp{}, scratch);
-  if (threadIdx.x == 0) db[c] += sum;
+  sum = block_allreduce<kChunkThreads>(sum, SumOp{}, scratch);
+  if (threadIdx.x != 0) return;
+  if (partials)
+    partials[blockIdx.x] = sum;
+  else
+    db[block.channel] += sum;
+}
+
+// Pass 2: db[c] += the sum of channel c's partials, combined in a fixed order (one block per channel).
+__global__ void __launch_bounds__(kChunkThreads) bias_backward_combine_kernel(int chunks, const float* partials,
+                                                                              float* db) {
+  __shared__ float scratch[kChunkThreads / 32];
+  const int c = blockIdx.x;
+  const float total = combine_chunks(partials + int64_t(c) * chunks, chunks, 0.0f, SumOp{}, scratch);
+  if (threadIdx.x == 0) db[c] += total;
 }
 
 // A single block: every thread sums a strided slice (in packs, the last n % kWidth values apart), then
@@ -108,10 +127,17 @@ void bias_relu_forward(const kernels::ImageShape& s, const float* b, float* y) {
 
 void bias_add_backward(const kernels::ImageShape& s, const float* dy, float* db) {
   if (!db || s.channels <= 0 || s.numel() <= 0) return;
-  with_channel_block(int64_t(s.batch) * s.spatial(), pack_width(s.spatial(), {dy}), [&](auto threads, auto width) {
-    RAISIN_LAUNCH((bias_backward_kernel<threads(), width()>), s.channels, threads(), 0, current_stream())(
-        s.batch, s.channels, s.spatial(), dy, db);
+  const Chunking split = chunking(s);
+  const int blocks = s.channels * split.chunks;
+  Scratch<float> partials(split.chunks > 1 ? blocks : 0);  // null for a single chunk per channel
+  with_pack_width(pack_width(s.spatial(), {dy}), [&](auto width) {
+    RAISIN_LAUNCH((bias_backward_chunk_kernel<width()>), blocks, kChunkThreads, 0, current_stream())(
+        s.batch, s.channels, s.spatial() / width(), split.chunks, split.chunk_values / width(), dy, partials.get(), db);
   });
+  RAISIN_CUDA_CHECK(cudaGetLastError());
+  if (split.chunks == 1) return;
+  RAISIN_LAUNCH(bias_backward_combine_kernel, s.channels, kChunkThreads, 0, current_stream())(split.chunks,
+                                                                                              partials.get(), db);
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 

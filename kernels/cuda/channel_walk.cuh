@@ -2,7 +2,7 @@
 // element's channel without dividing per element (a 64-bit division or modulo per element would cost
 // more than the memory access in these bandwidth-bound kernels), in packs of kWidth floats (16-byte
 // loads when every plane is 16-byte aligned), a few packs per thread at a time so that their loads are
-// in flight together, and the host-side choice of block size and pack width.
+// in flight together, and the host-side choice of pack width.
 // Header only; include it after kernels/cuda/compat.h.
 #pragma once
 #include <cstdint>
@@ -133,19 +133,6 @@ void with_pack_width(int width, Launch&& launch) {
     launch(Constant<4>{});
   else
     launch(Constant<1>{});
-}
-
-// One block per channel: 1024 threads for channels of at least 8 values per thread, 256 for smaller
-// ones (a block of mostly idle threads would hold a multiprocessor for nothing). Calls
-// launch(Constant<threads>{}, Constant<width>{}).
-template <typename Launch>
-void with_channel_block(int64_t values_per_channel, int width, Launch&& launch) {
-  with_pack_width(width, [&](auto w) {
-    if (values_per_channel >= 1024 * 8)
-      launch(Constant<1024>{}, w);
-    else
-      launch(Constant<256>{}, w);
-  });
 }
 
 }  // namespace raisin::cuda

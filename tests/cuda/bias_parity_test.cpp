@@ -1,17 +1,24 @@
 // CUDA parity for the per-channel bias kernels and reduce_sum (kernels/cuda/bias.cu) against their CPU
 // twins. Tolerances: the forward kernels do the same single float addition as the CPU, so they must
-// agree exactly; the sums (GPU: float partial sums in a tree; CPU: double) must agree within
-// 1e-6 · Σ|terms| (about 16 float roundings of the largest possible partial sum).
+// agree exactly; the sums (GPU: float partial sums per thread, then fixed trees within a block and
+// across a channel's chunks; CPU: one double sum) must agree within 1e-6 · Σ|terms| (about 16 float
+// roundings of the largest possible partial sum). Bit equality would need the GPU to follow the CPU's
+// sequential double sum, one thread per channel; the GPU's order is fixed instead, so its own runs
+// are bit-identical (tested below).
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "kernels/cpu/kernels.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/memory.h"
 #include "tests/cuda/parity.h"
 #include "tests/support/check.h"
 #include "tests/support/shapes.h"
@@ -31,6 +38,14 @@ using test::name;
 // backward.)
 const ImageShape kShapes[] = {{1, 1, 1, 1},  {3, 5, 7, 1},   {2, 37, 9, 11}, {130, 10, 1, 1},
                               {4, 33, 1, 1}, {1, 3, 33, 35}, {3, 7, 4, 4},   {2, 3, 64, 64}};
+
+// Shapes whose channels the backward sum splits into several chunks (kernels/cuda/channel_chunks.cuh),
+// with the chunks per channel: LeNet-5's conv1 and conv2 and ResNet-20's first stage at batch 128
+// (49, 6 and 32), 13 channels of odd 7×7 planes (3, chunks starting inside planes), batch 1 (4,
+// chunks inside the one plane), one channel with more chunks than a block has threads (260), and
+// spatial 1, a linear layer's [batch, features], where a chunk spans many rows (2 of 2052 and 2047).
+const ImageShape kSplitShapes[] = {{128, 6, 28, 28}, {128, 16, 10, 10}, {128, 16, 32, 32}, {128, 13, 7, 7},
+                                   {1, 3, 100, 99},  {130, 1, 64, 64},  {4099, 10, 1, 1}};
 
 // A device copy of v that starts `offset` floats into its buffer: offset 1 puts the tensor off the
 // 16-byte alignment that packed loads need, so the kernels must fall back to single values.
@@ -74,7 +89,9 @@ TEST_F(CudaParity, BiasAddAndFusedReluForwardMatchCpu) {
 }
 
 TEST_F(CudaParity, BiasBackwardAccumulatesLikeCpu) {
-  for (const ImageShape& s : kShapes)
+  std::vector<ImageShape> shapes(std::begin(kShapes), std::end(kShapes));
+  shapes.insert(shapes.end(), std::begin(kSplitShapes), std::end(kSplitShapes));
+  for (const ImageShape& s : shapes)
     for (int offset : {0, 1}) {
       SCOPED_TRACE(name(s) + " offset " + std::to_string(offset));
       const auto dy = random_floats(s.numel(), 3), db0 = random_floats(s.channels, 4);
@@ -94,6 +111,38 @@ TEST_F(CudaParity, BiasBackwardAccumulatesLikeCpu) {
       cuda::bias_add_backward(s, dev_dy.ptr(), nullptr);  // a null gradient is skipped
       EXPECT_TRUE(all_close("bias backward", dev_db.host(), to_double(expect), 0, 1e-6 * max_abs_sum));
     }
+}
+
+// A channel's chunks are combined in a fixed order and without atomics, so a second run gives the same
+// bits although the blocks run in another order.
+TEST_F(CudaParity, BiasBackwardRunsAreBitIdentical) {
+  for (const ImageShape& s : kSplitShapes) {
+    SCOPED_TRACE(name(s));
+    const DeviceBuffer<float> dev_dy(random_floats(s.numel(), 6));
+    auto run = [&] {
+      DeviceBuffer<float> db(std::vector<float>(size_t(s.channels), 0.5f));
+      cuda::bias_add_backward(s, dev_dy.ptr, db.ptr);
+      std::vector<uint32_t> bits;
+      for (float v : db.host()) bits.push_back(std::bit_cast<uint32_t>(v));
+      return bits;
+    };
+    const auto first = run();
+    for (int again = 0; again < 3; ++again) EXPECT_TRUE(run() == first) << "run " << again + 2 << " differs";
+  }
+}
+
+// The partial sums' scratch memory comes from the caching allocator and goes back to it: once a first
+// call has filled the cache, further calls make no cudaMalloc and hold no memory.
+TEST_F(CudaParity, BiasBackwardScratchIsCachedAndReleased) {
+  const ImageShape s{128, 13, 7, 7};
+  const DeviceBuffer<float> dy(random_floats(s.numel(), 7));
+  DeviceBuffer<float> db(size_t(s.channels));
+  cuda::bias_add_backward(s, dy.ptr, db.ptr);
+  const cuda::AllocatorStats before = cuda::device_allocator().stats();
+  for (int i = 0; i < 3; ++i) cuda::bias_add_backward(s, dy.ptr, db.ptr);
+  const cuda::AllocatorStats after = cuda::device_allocator().stats();
+  EXPECT_EQ(after.device_mallocs, before.device_mallocs);
+  EXPECT_EQ(after.bytes_in_use, before.bytes_in_use);
 }
 
 TEST_F(CudaParity, ReduceSumMatchesCpuAndOverwrites) {
