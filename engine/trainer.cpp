@@ -46,10 +46,12 @@ double bias_gradient_sq_norm(const Tensor& dlogits) {
 // The model runs where its parameters are; `visit` gets host copies (the tensors themselves on the cpu)
 // of the logits and of the loss outputs it reads, and the batch's labels.
 template <typename Visit>
-void for_each_batch(Module& model, const Dataset& data, const Normalization& normalization, int batch, Visit visit) {
+void for_each_batch(Module& model, const DeviceData& on_device, int batch, Visit visit) {
   if (batch < 1) throw error("evaluate: batch size ", batch, " must be at least 1");
   const Device device = model.device();
-  const DeviceData on_device(data, normalization, device);
+  if (!(on_device.device() == device))
+    throw error("evaluate: the data is on ", on_device.device().str(), " but the model on ", device.str());
+  const Dataset& data = on_device.data();
   Arena arena(0, device);
   std::vector<int32_t> indices;
   for (int64_t start = 0; start < data.count; start += batch) {
@@ -69,9 +71,14 @@ void for_each_batch(Module& model, const Dataset& data, const Normalization& nor
 }  // namespace
 
 Evaluation evaluate(Module& model, const Dataset& data, const Normalization& normalization, int batch) {
+  return evaluate(model, DeviceData(data, normalization, model.device()), batch);
+}
+
+Evaluation evaluate(Module& model, const DeviceData& on_device, int batch) {
+  const Dataset& data = on_device.data();
   double loss_sum = 0;
   int64_t correct = 0;
-  for_each_batch(model, data, normalization, batch,
+  for_each_batch(model, on_device, batch,
                  [&](int64_t, const Tensor& logits, const int32_t* labels, const LossOutput& loss) {
                    loss_sum += double(loss.mean_loss->value.to(Device::cpu()).f32()[0]) * double(logits.size(0));
                    correct += count_correct(logits, labels);
@@ -87,7 +94,7 @@ double proxy_norms(Module& model, const Dataset& data, const Normalization& norm
                    int batch) {
   norms.resize(size_t(data.count));
   std::vector<double> gradient(size_t(data.classes), 0.0);
-  for_each_batch(model, data, normalization, batch,
+  for_each_batch(model, DeviceData(data, normalization, model.device()), batch,
                  [&](int64_t start, const Tensor& logits, const int32_t*, const LossOutput& loss) {
                    const int64_t n = logits.size(0);
                    std::copy_n(loss.proxy_norm.to(Device::cpu()).f32(), n, norms.begin() + start);
@@ -212,6 +219,13 @@ std::vector<StepResult> Trainer::drain() {
   progress_ = results.back().progress;
   queued_ = 0;
   return results;
+}
+
+Evaluation Trainer::evaluate(const Dataset& data, int batch) {
+  if (&data == &train_) return raisin::evaluate(model_, data_, batch);
+  if (!eval_data_ || &eval_data_->data() != &data)
+    eval_data_ = std::make_unique<DeviceData>(data, normalization_, device_);
+  return raisin::evaluate(model_, *eval_data_, batch);
 }
 
 StepResult Trainer::step() {

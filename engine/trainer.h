@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "engine/dataset.h"
@@ -45,6 +46,8 @@ struct Evaluation {
 
 // Mean loss and accuracy of `model` in evaluation mode over all of `data`, in batches of `batch`.
 Evaluation evaluate(Module& model, const Dataset& data, const Normalization& normalization, int batch = 500);
+// The same over a dataset already on the model's device.
+Evaluation evaluate(Module& model, const DeviceData& data, int batch = 500);
 
 // Fresh proxy norms ṽ_i of every example of `data` (evaluation mode, no augmentation) into `norms`;
 // returns ‖(1/n) Σ_i (softmax(z_i) − onehot(y_i))‖², the squared norm of the full-data gradient of the
@@ -74,7 +77,9 @@ class Trainer {
   // to `epochs` (within 1e-9): the bound uses the sampler's max_lr_multiplier(). Needs an empty queue.
   int64_t steps_before(double epochs) const;
 
-  Evaluation evaluate(const Dataset& data, int batch = 500) { return raisin::evaluate(model_, data, normalization_, batch); }
+  // Evaluates the model on the training set's device copy, or on another dataset's, uploaded on its
+  // first evaluation and kept for the next (the test set each epoch).
+  Evaluation evaluate(const Dataset& data, int batch = 500);
 
   // Steps taken and progress (epochs, or epochs-equivalent) as of the last drain.
   int64_t steps() const { return step_; }
@@ -96,6 +101,7 @@ class Trainer {
   Normalization normalization_;
   Device device_;
   DeviceData data_;  // the training set on the model's device
+  std::unique_ptr<DeviceData> eval_data_;  // the last other dataset evaluated, on the model's device
   Arena arena_;      // on the model's device
   UploadRing uploads_;  // host draws (and a host-known multiplier) to the device
   Tensor scalars_;   // f64 [kStepScalarCount]: progress and the last multiplier (kernels/shapes.h)
