@@ -4,7 +4,13 @@
 // Built twice like train_parity_test.cpp: over the CUDA emulator (emu.*, in CI) and over the real backend.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "engine/backend.h"
@@ -143,6 +149,40 @@ TEST_F(DeviceRais, SameRunWithTheSolveOnItsOwnThread) {
   drive(on_thread, Device::cuda(0), 0, kSteps, kBatch, b);
   expect_same(a, b);
   EXPECT_EQ(on_thread.stats().solves, at_launch.stats().solves);
+}
+
+// The trace (rais/trace.h) on the device: one set of files per swapped-in solve, each examples file's p
+// summing to 1, and the traced run drawing exactly like an untraced one.
+TEST_F(DeviceRais, TracesEverySolveWithoutChangingTheDraws) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("raisin_device_trace_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  rais::RaisOptions traced = small_options();
+  traced.trace_dir = dir.string();
+  rais::DeviceRaisSampler plain(kCount, 7, Device::cuda(0), small_options()), tracing(kCount, 7, Device::cuda(0), traced);
+  Trace a, b;
+  drive(plain, Device::cuda(0), 0, kSteps, kBatch, a);
+  drive(tracing, Device::cuda(0), 0, kSteps, kBatch, b);
+  expect_same(a, b);
+  const int64_t solves = tracing.stats().solves;
+  ASSERT_GT(solves, 5);
+  for (int64_t k = 1; k <= solves; ++k) {
+    char name[64];
+    std::snprintf(name, sizeof name, "solve_%04lld_examples.csv", (long long)k);
+    std::ifstream in(dir / name);
+    ASSERT_TRUE(in) << name;
+    std::string line, header;
+    std::getline(in, header);
+    ASSERT_EQ(header.substr(header.rfind(',') + 1), "p") << name << ": p is the last column";
+    double total = 0;
+    int64_t rows = 0;
+    while (std::getline(in, line)) {
+      total += std::stod(line.substr(line.rfind(',') + 1));
+      ++rows;
+    }
+    EXPECT_EQ(rows, kCount) << name;
+    EXPECT_NEAR(total, 1.0, 1e-9) << name;
+  }
+  std::filesystem::remove_all(dir);
 }
 
 // Against the host sampler fed the same measurements: the same shuffled warm-up, the same first (c, d),
