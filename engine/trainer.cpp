@@ -211,8 +211,6 @@ std::vector<StepResult> Trainer::drain() {
     r.lr = float(row[kernels::kMetricLr]);
     r.lr_multiplier = row[kernels::kMetricMultiplier];
     r.progress = row[kernels::kMetricProgress];
-    if (!std::isfinite(r.loss))
-      throw error("train: the loss became ", r.loss, " at step ", r.step, "; lower the learning rate");
     results.push_back(r);
   }
   step_ += queued_;
@@ -230,7 +228,14 @@ Evaluation Trainer::evaluate(const Dataset& data, int batch) {
 
 StepResult Trainer::step() {
   queue_step();
-  return drain().back();
+  const StepResult r = drain().back();
+  require_finite_loss(r);
+  return r;
+}
+
+void require_finite_loss(const StepResult& r) {
+  if (!std::isfinite(r.loss))
+    throw error("train: the loss became ", r.loss, " at step ", r.step, "; lower the learning rate");
 }
 
 int64_t Trainer::steps_before(double epochs) const {

@@ -38,6 +38,9 @@ struct StepResult {
   double progress = 0;       // epochs (-equivalent) after the step
 };
 
+// Throws raisin::Error naming the step when its loss was not finite.
+void require_finite_loss(const StepResult& result);
+
 struct Evaluation {
   double loss = 0;      // mean cross-entropy
   double accuracy = 0;  // fraction correct
@@ -66,10 +69,9 @@ class Trainer {
 
   // Queues one step (on a GPU: returns before it has run). At most kMaxQueued steps between drains.
   void queue_step();
-  // Waits for the queued steps and returns their results in order; throws, naming the step, when one
-  // of them had a non-finite loss.
+  // Waits for the queued steps and returns their results in order (check them with require_finite_loss).
   std::vector<StepResult> drain();
-  // queue_step() and drain(): one step, waited for.
+  // queue_step() and drain(): one step, waited for; throws when its loss was not finite.
   StepResult step();
   static constexpr int kMaxQueued = 256;
   int64_t queued() const { return queued_; }

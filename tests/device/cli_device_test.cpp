@@ -62,6 +62,27 @@ TEST_F(DeviceCli, EvaluatesAtTheStepThatCrossesEachBoundary) {
   check("train_eval.csv", 0.75);
 }
 
+// A loss that stops being finite inside a queued run: the run stops with one line naming the step,
+// and steps.csv keeps every step before it.
+TEST_F(DeviceCli, NonFiniteLossStopsAtItsStepAndKeepsTheRowsBefore) {
+  const test::ScratchDir scratch("device_nan");
+  ::testing::internal::CaptureStderr();
+  const int status = test::run({"train", "--device", "cuda", "--data", "synthetic", "--model", "mlp", "--epochs", "3",
+                                "--train-subset", "512", "--test-subset", "64", "--batch", "32", "--schedule",
+                                "constant", "--lr", "1000", "--out", scratch.path.string()});
+  const std::string errors = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(status, 1);
+  const size_t at = errors.find("the loss became ");
+  ASSERT_NE(at, std::string::npos) << errors;
+  const size_t step_at = errors.find(" at step ", at);
+  ASSERT_NE(step_at, std::string::npos) << errors;
+  const int64_t bad_step = std::stoll(errors.substr(step_at + 9));
+  ASSERT_GE(bad_step, 2) << "the failure should fall inside a queued run, after the first step (run alone)";
+  const auto steps = test::read_csv(scratch.path / "steps.csv");
+  ASSERT_EQ(int64_t(steps.size()), 1 + bad_step) << "a header and every step before step " << bad_step;
+  for (size_t i = 1; i < steps.size(); ++i) EXPECT_TRUE(std::isfinite(std::stod(steps[i][2]))) << "row " << i;
+}
+
 // raisin compare on the device with every sampler, the oracle's passes over the training set included.
 TEST_F(DeviceCli, CompareRunsEverySamplerOnTheDevice) {
   const test::ScratchDir scratch("device_compare");

@@ -328,6 +328,7 @@ RunSummary run_training(Flags& flags) {
   // epoch or a training-set evaluation interval, the evaluations and the checkpoint (which read the
   // model and trainer as they are now, so such a step must be the last one drained). False: stop early.
   auto after_step = [&](const StepResult& r, double progress_before, bool last_drained, double wall) {
+    require_finite_loss(r);  // the rows of the steps before it are written
     const int64_t steps_done = r.step + 1;
     const int64_t epoch_before = int64_t(std::floor(progress_before + 1e-9));
     epoch_loss_sum += r.loss;
