@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/kernels.h"
 #include "rais/blocks.h"
 
 namespace raisin::rais {
@@ -247,24 +248,11 @@ int64_t steps_per_epoch(int64_t n, int64_t batch) {
   return (n + batch - 1) / batch;
 }
 
+// The device sampler's kernel, whose CPU twin is this definition: one place says what the features are.
 void compute_features(const float* last_norm, const int64_t* last_seen, int64_t n, int64_t step,
                       int64_t steps_per_epoch, float* features) {
-  // Branch-free (which case applies is random across examples): 0/1 indicators times the norm, which
-  // is finite, so the products are exact.
-  for_blocks(n, kBlock, [&](int64_t begin, int64_t end, int64_t) {
-    for (int64_t i = begin; i < end; ++i) {
-      float* f = features + i * kFeatureCount;
-      const float x = last_norm[i];
-      const float norm = (x > 0.0f) & (x <= std::numeric_limits<float>::max()) ? x : 0.0f;  // NaN, ±inf → 0
-      const int64_t seen = last_seen[i];
-      const float never = float(seen < 0);
-      const float recent = float((seen >= 0) & (step - seen < steps_per_epoch));
-      f[0] = 1.0f;
-      f[1] = recent * norm;
-      f[2] = (1.0f - never - recent) * norm;
-      f[3] = never;
-    }
-  });
+  static_assert(kFeatureCount == 4, "rais_features writes 4 features per example");
+  cpu::rais_features(n, last_norm, last_seen, step, steps_per_epoch, features);
 }
 
 void feature_sums(const float* last_norm, const int64_t* last_seen, int64_t n, int64_t step, int64_t steps_per_epoch,

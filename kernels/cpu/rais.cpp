@@ -42,7 +42,7 @@ double tile_sum(const double* v, int64_t count) {
 
 void rais_features(int64_t n, const float* last_norm, const int64_t* last_seen, int64_t step,
                    int64_t steps_per_epoch, float* features) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > 8192)  // elementwise: any split gives the same features
   for (int64_t i = 0; i < n; ++i) {
     float* f = features + i * kFeatures;
     const float x = last_norm[i];

@@ -1,5 +1,5 @@
 // The device RAIS kernels' CPU twins (kernels/cpu/rais.cpp, which the CUDA parity test holds the GPU to)
-// against rais/'s host implementations: features equal rais::compute_features bit for bit; p matches
+// against rais/'s host implementations (rais::compute_features is rais_features itself): p matches
 // rais::robust_distribution to 1e-12 relative (only the order of its two sums differs); gain_ratio_update
 // equals rais::GainRatio::update bit for bit; and a RaisSampler run step by step is mirrored by the kernels
 // (features, p, weights, records, last norms and steps, gain-ratio state).
@@ -59,16 +59,6 @@ void expect_p_close(const std::vector<double>& actual, const std::vector<double>
   ASSERT_EQ(actual.size(), expected.size());
   for (size_t i = 0; i < actual.size(); ++i)
     ASSERT_NEAR(actual[i], expected[i], 1e-12 * expected[i]) << "p[" << i << "] of " << actual.size();
-}
-
-TEST(RaisKernels, FeaturesEqualComputeFeatures) {
-  for (int64_t n : {1, 1000, 100003}) {
-    const int64_t step = 500, spe = 40;
-    const ExampleState s = random_state(n, step, uint64_t(n));
-    std::vector<float> expected(size_t(n * kFeatureCount));
-    compute_features(s.last_norm.data(), s.last_seen.data(), n, step, spe, expected.data());
-    EXPECT_EQ(kernel_features(s, step, spe), expected) << "n = " << n;
-  }
 }
 
 TEST(RaisKernels, DistributionMatchesRobustDistribution) {
