@@ -8,6 +8,7 @@
 
 #include "engine/backend.h"
 #include "engine/error.h"
+#include "rais/sampler_checkpoint.h"
 
 namespace raisin::rais {
 
@@ -292,31 +293,19 @@ void DeviceRaisSampler::save_state(SamplerState& s) const {
   } else {
     s.floats["record_features"] = s.floats["record_norms"] = s.floats["record_weights"] = {};
   }
-  s.reals["c"] = c_;
-  s.reals["d"] = d_;
-  s.integers["warm_start_ok"] = {last_solve_.ok};
-  s.reals["warm_start_c"] = last_solve_.c;
-  s.reals["warm_start_d"] = last_solve_.d;
+  save_solutions(c_, d_, last_solve_, s);
   const std::vector<double> g = read_back(gain_, &Tensor::f64);
-  s.reals["gain_ratio_moments"] = {g[kernels::kGainM_U1], g[kernels::kGainM_R1], g[kernels::kGainM_R],
-                                   g[kernels::kGainDecay], g[kernels::kGainValue]};
-  s.integers["gain_ratio_counts"] = {int64_t(g[kernels::kGainClamped]), int64_t(g[kernels::kGainSteps])};
-  s.integers["pending"] = {pending_launched_at_, pending_ready_at_};
-  if (pending_.valid()) {
-    const PtData& data = *pending_.get().data;
-    s.floats["pending_features"].assign(data.features.begin(), data.features.end());
-    s.floats["pending_v"].assign(data.v.begin(), data.v.end());
-    s.floats["pending_w"].assign(data.w.begin(), data.w.end());
-    s.reals["pending_a"] = data.a;
-  }
+  save_gain_ratio({g[kernels::kGainM_U1], g[kernels::kGainM_R1], g[kernels::kGainM_R], g[kernels::kGainDecay],
+                   g[kernels::kGainValue], int64_t(g[kernels::kGainClamped]), int64_t(g[kernels::kGainSteps])},
+                  s);
+  save_pending_solve({pending_launched_at_, pending_ready_at_, pending_.valid() ? pending_.get().data : nullptr}, s);
 }
 
 void DeviceRaisSampler::load_state(const SamplerState& s) {
   if (pending_.valid()) pending_.wait();
   pending_ = {};
   to_trace_.reset();
-  const int64_t batch = s.integer("batch");
-  if (batch < 0 || batch > INT32_MAX) throw error("rais: checkpointed batch size ", batch, " is out of range");
+  const int64_t batch = load_batch(s);
   batch_ = 0;
   capacity_ = 0;
   if (batch > 0) {
@@ -325,34 +314,20 @@ void DeviceRaisSampler::load_state(const SamplerState& s) {
     write(record_norms_, &Tensor::f32, s.float_array("record_norms", capacity_));
     write(record_weights_, &Tensor::f32, s.float_array("record_weights", capacity_));
   }
-  records_written_ = s.integer("records_written");
-  if (records_written_ < 0 || (batch == 0 && records_written_ != 0))
-    throw error("rais: the checkpoint's record count ", records_written_, " does not fit its batch size ", batch,
-                " (a damaged checkpoint)");
+  records_written_ = load_records_written(s, batch);
   write(last_norm_, &Tensor::f32, s.float_array("last_norm", n_));
   write(last_seen_, &Tensor::i64, s.integer_array("last_seen", n_));
   const std::vector<int64_t>& solves = s.integer_array("solves", 2);
   solves_ = solves[0], failed_solves_ = solves[1];
   importance_ = s.integer("importance") != 0;
-  for (const char* key : {"c", "d", "warm_start_c", "warm_start_d"}) {
-    const size_t size = s.real_array(key).size();
-    if (size != 0 && size != kFeatureCount)
-      throw error("rais: checkpointed '", key, "' has ", size, " values, expected ", kFeatureCount);
-  }
-  c_ = s.real_array("c");
-  d_ = s.real_array("d");
+  load_solutions(s, c_, d_, last_solve_);
   if (!c_.empty()) {
     write(c_device_, &Tensor::f64, c_);
     write(d_device_, &Tensor::f64, d_);
   }
-  last_solve_ = PtResult{};
-  last_solve_.ok = s.integer("warm_start_ok") != 0;
-  last_solve_.c = s.real_array("warm_start_c");
-  last_solve_.d = s.real_array("warm_start_d");
-  const std::vector<double>& moments = s.real_array("gain_ratio_moments", 5);
-  const std::vector<int64_t>& counts = s.integer_array("gain_ratio_counts", 2);
+  const GainRatio::State g = load_gain_ratio(s);
   write(gain_, &Tensor::f64,
-        std::vector<double>{moments[0], moments[1], moments[2], moments[3], moments[4], double(counts[0]), double(counts[1])});
+        std::vector<double>{g.m_u1, g.m_r1, g.m_r, g.decay, g.value, double(g.clamped), double(g.steps)});
   built_at_ = s.integer("built_at");
   if (built_at_ >= 0) {
     if (c_.size() != kFeatureCount || d_.size() != kFeatureCount)
@@ -360,21 +335,10 @@ void DeviceRaisSampler::load_state(const SamplerState& s) {
     write(features_, &Tensor::f32, s.float_array("features", n_ * kFeatureCount));
     build_from_features();
   }
-  const std::vector<int64_t>& pending = s.integer_array("pending", 2);
-  if (pending[0] >= 0) {
-    auto data = std::make_shared<PtData>();
-    data->num_features = kFeatureCount;
-    const std::vector<float>& v = s.float_array("pending_v");
-    const std::vector<float>& features = s.float_array("pending_features", int64_t(v.size()) * kFeatureCount);
-    const std::vector<float>& w = s.float_array("pending_w", int64_t(v.size()));
-    data->features.assign(features.begin(), features.end());
-    data->v.assign(v.begin(), v.end());
-    data->w.assign(w.begin(), w.end());
-    data->a = s.real_array("pending_a", kFeatureCount);
-    start_solve([data = std::shared_ptr<const PtData>(std::move(data))] { return data; }, pending[0]);
-    if (pending_ready_at_ != pending[1])
-      throw error("rais: the checkpointed solve was due at step ", pending[1], ", but --rais-records says ",
-                  pending_ready_at_, "; resume with the run's own settings");
+  const PendingSolve pending = load_pending_solve(s);
+  if (pending.data) {
+    start_solve([data = pending.data] { return data; }, pending.launched_at);
+    check_solve_due(pending, pending_ready_at_);
   }
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "engine/error.h"
+#include "rais/sampler_checkpoint.h"
 
 namespace raisin::rais {
 
@@ -202,8 +203,7 @@ void RaisSampler::observe(const Observation& o) {
 // Keys of the checkpointed state (engine/sampler.h): per example "last_norm", "last_seen" and, once p
 // has been built, "features" (those p was built from, so the alias table is rebuilt exactly); the
 // record ring buffer; (c, d) and the previous solve (the next solve's warm start); the gain-ratio
-// moments; and the inputs of the solve in flight. PT's inputs are stored as float: they are copies of
-// the float records, so the conversion is exact.
+// moments; and the inputs of the solve in flight (rais/sampler_checkpoint.h, shared with the device sampler).
 void RaisSampler::save_state(SamplerState& s) const {
   s.integers["batch"] = {batch_};
   s.integers["importance"] = {importance_};
@@ -216,22 +216,9 @@ void RaisSampler::save_state(SamplerState& s) const {
   s.floats["record_features"] = record_features_;
   s.floats["record_norms"] = record_norms_;
   s.floats["record_weights"] = record_weights_;
-  s.reals["c"] = c_;
-  s.reals["d"] = d_;
-  s.integers["warm_start_ok"] = {last_solve_.ok};
-  s.reals["warm_start_c"] = last_solve_.c;
-  s.reals["warm_start_d"] = last_solve_.d;
-  const GainRatio::State g = gain_ratio_.state();
-  s.reals["gain_ratio_moments"] = {g.m_u1, g.m_r1, g.m_r, g.decay, g.value};
-  s.integers["gain_ratio_counts"] = {g.clamped, g.steps};
-  s.integers["pending"] = {pending_launched_at_, pending_ready_at_};
-  if (pending_.valid()) {
-    const PtData& data = *pending_data_;
-    s.floats["pending_features"].assign(data.features.begin(), data.features.end());
-    s.floats["pending_v"].assign(data.v.begin(), data.v.end());
-    s.floats["pending_w"].assign(data.w.begin(), data.w.end());
-    s.reals["pending_a"] = data.a;
-  }
+  save_solutions(c_, d_, last_solve_, s);
+  save_gain_ratio(gain_ratio_.state(), s);
+  save_pending_solve({pending_launched_at_, pending_ready_at_, pending_.valid() ? pending_data_ : nullptr}, s);
 }
 
 void RaisSampler::load_state(const SamplerState& s) {
@@ -239,37 +226,21 @@ void RaisSampler::load_state(const SamplerState& s) {
   pending_ = {};
   pending_data_.reset();
   to_trace_.reset();
-  const int64_t batch = s.integer("batch");
-  if (batch < 0 || batch > INT32_MAX) throw error("rais: checkpointed batch size ", batch, " is out of range");
+  const int64_t batch = load_batch(s);
   batch_ = 0;
   if (batch > 0) allocate_records(int(batch));
   const int64_t capacity = int64_t(record_norms_.size());
   record_features_ = s.float_array("record_features", capacity * kFeatureCount);
   record_norms_ = s.float_array("record_norms", capacity);
   record_weights_ = s.float_array("record_weights", capacity);
-  records_written_ = s.integer("records_written");
-  if (records_written_ < 0 || (batch == 0 && records_written_ != 0))
-    throw error("rais: the checkpoint's record count ", records_written_, " does not fit its batch size ", batch,
-                " (a damaged checkpoint)");
+  records_written_ = load_records_written(s, batch);
   last_norm_ = s.float_array("last_norm", n_);
   last_seen_ = s.integer_array("last_seen", n_);
   const std::vector<int64_t>& solves = s.integer_array("solves", 2);
   solves_ = solves[0], failed_solves_ = solves[1];
   importance_ = s.integer("importance") != 0;
-  for (const char* key : {"c", "d", "warm_start_c", "warm_start_d"}) {
-    const size_t size = s.real_array(key).size();
-    if (size != 0 && size != kFeatureCount)
-      throw error("rais: checkpointed '", key, "' has ", size, " values, expected ", kFeatureCount);
-  }
-  c_ = s.real_array("c");
-  d_ = s.real_array("d");
-  last_solve_ = PtResult{};
-  last_solve_.ok = s.integer("warm_start_ok") != 0;
-  last_solve_.c = s.real_array("warm_start_c");
-  last_solve_.d = s.real_array("warm_start_d");
-  const std::vector<double>& moments = s.real_array("gain_ratio_moments", 5);
-  const std::vector<int64_t>& counts = s.integer_array("gain_ratio_counts", 2);
-  gain_ratio_.restore({moments[0], moments[1], moments[2], moments[3], moments[4], counts[0], counts[1]});
+  load_solutions(s, c_, d_, last_solve_);
+  gain_ratio_.restore(load_gain_ratio(s));
   built_at_ = s.integer("built_at");
   if (built_at_ >= 0) {
     if (c_.size() != kFeatureCount || d_.size() != kFeatureCount)
@@ -277,21 +248,10 @@ void RaisSampler::load_state(const SamplerState& s) {
     features_ = s.float_array("features", n_ * kFeatureCount);
     build_from_features();
   }
-  const std::vector<int64_t>& pending = s.integer_array("pending", 2);
-  if (pending[0] >= 0) {
-    auto data = std::make_shared<PtData>();
-    data->num_features = kFeatureCount;
-    const std::vector<float>& v = s.float_array("pending_v");
-    const std::vector<float>& features = s.float_array("pending_features", int64_t(v.size()) * kFeatureCount);
-    const std::vector<float>& w = s.float_array("pending_w", int64_t(v.size()));
-    data->features.assign(features.begin(), features.end());
-    data->v.assign(v.begin(), v.end());
-    data->w.assign(w.begin(), w.end());
-    data->a = s.real_array("pending_a", kFeatureCount);
-    start_solve(std::move(data), pending[0]);
-    if (pending_ready_at_ != pending[1])
-      throw error("rais: the checkpointed solve was due at step ", pending[1], ", but --rais-records says ",
-                  pending_ready_at_, "; resume with the run's own settings");
+  const PendingSolve pending = load_pending_solve(s);
+  if (pending.data) {
+    start_solve(pending.data, pending.launched_at);
+    check_solve_due(pending, pending_ready_at_);
   }
 }
 
