@@ -6,22 +6,13 @@
 #include <cmath>
 #include <string>
 
-#include "engine/cuda/backend.h"
-#include "tests/support/check.h"
+#include "tests/device/cuda_backend_test.h"
 #include "tests/tools/run_cli.h"
 
 namespace raisin {
 namespace {
 
-class DeviceCli : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const std::string reason = register_cuda_backend();
-    if (reason.empty()) return;
-    if (test::gpu_required()) FAIL() << "RAISIN_REQUIRE_GPU=1 but " << reason;
-    GTEST_SKIP() << reason;
-  }
-};
+class DeviceCli : public test::CudaBackendTest {};
 
 const std::vector<std::string> kRaisRun = {"--device", "cuda", "--data", "synthetic", "--model", "mlp",
                                            "--epochs", "4.5", "--train-subset", "512", "--test-subset", "64",

@@ -14,25 +14,16 @@
 #include <vector>
 
 #include "engine/backend.h"
-#include "engine/cuda/backend.h"
 #include "engine/trainer.h"
 #include "models/models.h"
 #include "rais/device_sampler.h"
 #include "rais/rais_sampler.h"
-#include "tests/support/check.h"
+#include "tests/device/cuda_backend_test.h"
 
 namespace raisin {
 namespace {
 
-class DeviceRais : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const std::string reason = register_cuda_backend();
-    if (reason.empty()) return;
-    if (test::gpu_required()) FAIL() << "RAISIN_REQUIRE_GPU=1 but " << reason;
-    GTEST_SKIP() << reason;
-  }
-};
+class DeviceRais : public test::CudaBackendTest {};
 
 constexpr int kClasses = 10;
 
