@@ -28,6 +28,17 @@ void write(Tensor& tensor, T* (Tensor::*typed)() const, const std::vector<T>& ho
   backend(tensor.device()).copy_to_device((tensor.*typed)(), host.data(), host.size() * sizeof(T));
 }
 
+// GainRatio::State in the device layout of kernels/shapes.h (GainRatioSlot), and back.
+std::vector<double> gain_to_device(const GainRatio::State& g) {
+  return {g.m_u1, g.m_r1, g.m_r, g.decay, g.value, double(g.clamped), double(g.steps)};
+}
+
+GainRatio::State gain_from_device(const std::vector<double>& g) {
+  return {g[kernels::kGainM_U1],  g[kernels::kGainM_R1], g[kernels::kGainM_R],
+          g[kernels::kGainDecay], g[kernels::kGainValue], int64_t(g[kernels::kGainClamped]),
+          int64_t(g[kernels::kGainSteps])};
+}
+
 }  // namespace
 
 // Destructors cannot report failures (the device may be in error, with its first message on its way
@@ -59,7 +70,7 @@ DeviceRaisSampler::DeviceRaisSampler(int64_t count, uint64_t seed, Device device
   c_device_ = Tensor::zeros({kFeatureCount}, DType::f64, device);
   d_device_ = Tensor::zeros({kFeatureCount}, DType::f64, device);
   gain_ = Tensor::empty({kernels::kGainRatioStateSize}, DType::f64, device);
-  write(gain_, &Tensor::f64, std::vector<double>{0, 0, 0, 1, 1, 0, 0});  // GainRatio's initial state
+  write(gain_, &Tensor::f64, gain_to_device(GainRatio::State{}));
   one_ = Tensor::empty({1}, DType::f64, device);
   write(one_, &Tensor::f64, std::vector<double>{1.0});
   if (!c_.empty()) {
@@ -294,10 +305,7 @@ void DeviceRaisSampler::save_state(SamplerState& s) const {
     s.floats["record_features"] = s.floats["record_norms"] = s.floats["record_weights"] = {};
   }
   save_solutions(c_, d_, last_solve_, s);
-  const std::vector<double> g = read_back(gain_, &Tensor::f64);
-  save_gain_ratio({g[kernels::kGainM_U1], g[kernels::kGainM_R1], g[kernels::kGainM_R], g[kernels::kGainDecay],
-                   g[kernels::kGainValue], int64_t(g[kernels::kGainClamped]), int64_t(g[kernels::kGainSteps])},
-                  s);
+  save_gain_ratio(gain_from_device(read_back(gain_, &Tensor::f64)), s);
   save_pending_solve({pending_launched_at_, pending_ready_at_, pending_.valid() ? pending_.get().data : nullptr}, s);
 }
 
@@ -325,9 +333,7 @@ void DeviceRaisSampler::load_state(const SamplerState& s) {
     write(c_device_, &Tensor::f64, c_);
     write(d_device_, &Tensor::f64, d_);
   }
-  const GainRatio::State g = load_gain_ratio(s);
-  write(gain_, &Tensor::f64,
-        std::vector<double>{g.m_u1, g.m_r1, g.m_r, g.decay, g.value, double(g.clamped), double(g.steps)});
+  write(gain_, &Tensor::f64, gain_to_device(load_gain_ratio(s)));
   built_at_ = s.integer("built_at");
   if (built_at_ >= 0) {
     if (c_.size() != kFeatureCount || d_.size() != kFeatureCount)
@@ -346,7 +352,7 @@ RaisStats DeviceRaisSampler::stats() const {
   RaisStats s;
   s.solves = solves_;
   s.failed_solves = failed_solves_;
-  s.clamped_steps = int64_t(read_back(gain_, &Tensor::f64)[kernels::kGainClamped]);
+  s.clamped_steps = gain_from_device(read_back(gain_, &Tensor::f64)).clamped;
   s.c = c_;
   s.d = d_;
   s.importance_sampling = importance_;
