@@ -1,10 +1,19 @@
-// Device discovery, the current stream and CUDA error checking.
+// Device discovery, the current stream (the process's own unless a thread sets one) and CUDA error checking.
 #include "kernels/cuda/device.h"
 
 namespace raisin::cuda {
 
 namespace {
-thread_local cudaStream_t stream_in_use = nullptr;
+thread_local cudaStream_t stream_set = nullptr;  // by set_current_stream; null: the process's stream
+
+cudaStream_t process_stream() {
+  static const cudaStream_t stream = [] {
+    cudaStream_t made = nullptr;
+    RAISIN_CUDA_CHECK(cudaStreamCreate(&made));  // blocking, unlike cudaStreamNonBlocking; kept until exit
+    return made;
+  }();
+  return stream;
+}
 
 cudaError_t query_device_count(int& count) {
   count = 0;
@@ -32,8 +41,8 @@ std::string no_device_reason() {
   return count == 0 ? "no GPU: cudaGetDeviceCount found 0 devices" : "";
 }
 
-cudaStream_t current_stream() { return stream_in_use; }
-void set_current_stream(cudaStream_t stream) { stream_in_use = stream; }
+cudaStream_t current_stream() { return stream_set != nullptr ? stream_set : process_stream(); }
+void set_current_stream(cudaStream_t stream) { stream_set = stream; }
 
 void check(cudaError_t status, const char* call, const char* file, int line) {
   if (status == cudaSuccess) return;

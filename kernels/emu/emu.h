@@ -2,7 +2,8 @@
 // RAISIN_CUDA_EMULATED=1 (through kernels/cuda/compat.h). Every CUDA thread runs as a fiber; the threads of
 // a block take turns on one OS thread, switching only at __syncthreads, __syncwarp and the warp
 // intrinsics, so __shared__ becomes per-OS-thread static storage. Barrier divergence, deadlocks and fiber
-// stack overflows fail the launch with a message naming the kernel, the threads and the call sites.
+// stack overflows fail the launch with a message naming the kernel, the threads and the call sites. A launch
+// on a stream that captures a graph is recorded instead (kernels/emu/capture.h).
 #pragma once
 #include <math.h>
 
@@ -11,11 +12,14 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <source_location>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
+#include "kernels/emu/capture.h"
 #include "kernels/emu/runtime.h"
 
 #define __global__
@@ -79,20 +83,38 @@ struct LaunchConfig {
 };
 
 // Runs body(argument) once per CUDA thread of config's grid; errors become the host thread's last error.
-void launch(const LaunchConfig& config, void (*body)(const void*), const void* argument);
+// Returns cudaSuccess or that error.
+cudaError_t launch(const LaunchConfig& config, void (*body)(const void*), const void* argument);
+// "kernel K launched at F:L with grid G and block B", for error messages.
+std::string describe(const LaunchConfig& config);
+// Where a launch on `stream` goes (capture.h).
+Route route(cudaStream_t stream, const LaunchConfig& config);
 
 // RAISIN_LAUNCH(kernel, grid, block, shared_bytes, stream)(args...): converts the arguments to the kernel's
-// parameter types once, as a call would, and gives every CUDA thread its own copy.
+// parameter types once, as a call would, and gives every CUDA thread its own copy. When the stream captures
+// a graph, the graph keeps the converted arguments and launches with them at each replay.
 template <typename... Params>
 class Launch {
  public:
-  Launch(void (*kernel)(Params...), LaunchConfig config) : kernel_(kernel), config_(config) {}
+  Launch(void (*kernel)(Params...), LaunchConfig config, cudaStream_t stream)
+      : kernel_(kernel), config_(config), stream_(stream) {}
 
   template <typename... Args>
   void operator()(Args&&... args) const {
     static_assert(sizeof...(Args) == sizeof...(Params), "the kernel takes a different number of arguments");
-    const Bound bound{kernel_, std::tuple<Params...>(std::forward<Args>(args)...)};
-    launch(config_, &Bound::run, &bound);
+    switch (route(stream_, config_)) {
+      case Route::run: {
+        const Bound bound{kernel_, std::tuple<Params...>(std::forward<Args>(args)...)};
+        launch(config_, &Bound::run, &bound);
+        return;
+      }
+      case Route::record: {
+        const auto bound = std::make_shared<const Bound>(kernel_, std::tuple<Params...>(std::forward<Args>(args)...));
+        record(stream_, [config = config_, bound] { return launch(config, &Bound::run, bound.get()); });
+        return;
+      }
+      case Route::refused: return;  // the launch error is the last error already
+    }
   }
 
  private:
@@ -106,12 +128,13 @@ class Launch {
   };
   void (*kernel_)(Params...);
   LaunchConfig config_;
+  cudaStream_t stream_;
 };
 
 template <typename... Params>
 Launch<Params...> make_launch(void (*kernel)(Params...), const char* name, const char* file, int line, dim3 grid,
-                              dim3 block, size_t shared_bytes, cudaStream_t /*stream: all work is synchronous*/) {
-  return Launch<Params...>(kernel, LaunchConfig{name, file, line, grid, block, shared_bytes});
+                              dim3 block, size_t shared_bytes, cudaStream_t stream) {
+  return Launch<Params...>(kernel, LaunchConfig{name, file, line, grid, block, shared_bytes}, stream);
 }
 
 }  // namespace raisin::emu

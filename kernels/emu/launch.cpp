@@ -500,30 +500,28 @@ uint64_t warp_exchange(SyncKind kind, unsigned mask, uint64_t value, int lane_ar
 
 void* dynamic_shared_memory() { return worker_for("dynamic_shared").dynamic_shared.data(); }
 
-void launch(const LaunchConfig& config, void (*body)(const void*), const void* argument) {
-  const std::string where = "kernel " + std::string(config.kernel) + " launched at " + config.file + ":" +
-                            std::to_string(config.line) + " with grid " + to_string(config.grid) + " and block " +
-                            to_string(config.block);
-  if (active_worker != nullptr) {
-    record_error(cudaErrorLaunchFailure, where + " from inside a kernel: the emulator has no dynamic parallelism");
-    return;
-  }
-  if (const std::string problem = check_config(config); !problem.empty()) {
-    record_error(cudaErrorInvalidConfiguration, where + ": " + problem);
-    return;
-  }
-  if (config.shared_bytes > kMaxSharedBytes) {
-    record_error(cudaErrorInvalidValue, where + " asks for " + std::to_string(config.shared_bytes) +
-                                            " bytes of dynamic shared memory; a block has at most " +
-                                            std::to_string(kMaxSharedBytes));
-    return;
-  }
+std::string describe(const LaunchConfig& config) {
+  return "kernel " + std::string(config.kernel) + " launched at " + config.file + ":" + std::to_string(config.line) +
+         " with grid " + to_string(config.grid) + " and block " + to_string(config.block);
+}
+
+cudaError_t launch(const LaunchConfig& config, void (*body)(const void*), const void* argument) {
+  if (active_worker != nullptr)
+    return record_error(cudaErrorLaunchFailure,
+                        describe(config) + " from inside a kernel: the emulator has no dynamic parallelism");
+  if (const std::string problem = check_config(config); !problem.empty())
+    return record_error(cudaErrorInvalidConfiguration, describe(config) + ": " + problem);
+  if (config.shared_bytes > kMaxSharedBytes)
+    return record_error(cudaErrorInvalidValue, describe(config) + " asks for " + std::to_string(config.shared_bytes) +
+                                                   " bytes of dynamic shared memory; a block has at most " +
+                                                   std::to_string(kMaxSharedBytes));
   Grid grid(config, body, argument);
   if (grid.block_count == 1)
     work_on(grid);
   else
     BlockRunners::instance().run(grid);
-  if (!grid.error.empty()) record_error(cudaErrorLaunchFailure, grid.error);
+  if (!grid.error.empty()) return record_error(cudaErrorLaunchFailure, grid.error);
+  return cudaSuccess;
 }
 
 }  // namespace raisin::emu

@@ -1,11 +1,13 @@
 // The emulated CUDA runtime API: host memory as device memory, synchronous copies, one device, and CUDA's
-// last-error rules (each failing call sets it; cudaGetLastError returns and clears it).
+// last-error rules (each failing call sets it; cudaGetLastError returns and clears it). Calls that queue,
+// wait or allocate consult the stream captures first (capture.h, graph.cpp).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
 
+#include "kernels/emu/capture.h"
 #include "kernels/emu/errors.h"
 #include "kernels/emu/runtime.h"
 
@@ -31,8 +33,15 @@ const char* plain_error_string(cudaError_t error) {
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
     case cudaErrorNotReady: return "device not ready";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit:
+      return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorStreamCaptureWrongThread:
+      return "attempt to terminate a thread-local capture sequence from another thread";
   }
   return "unrecognized error code";
 }
@@ -48,52 +57,102 @@ cudaError_t record_error(cudaError_t error, std::string detail) {
 }  // namespace raisin::emu
 
 using raisin::emu::record_error;
+using raisin::emu::Route;
 
 constexpr size_t kAllocationAlignment = 256;  // what cudaMalloc guarantees
 
-cudaError_t cudaMalloc(void** pointer, size_t bytes) {
-  if (pointer == nullptr) return record_error(cudaErrorInvalidValue, "cudaMalloc got a null pointer to store into");
+namespace {
+
+cudaError_t allocate(void** pointer, size_t bytes, const char* call) {
+  if (pointer == nullptr) return record_error(cudaErrorInvalidValue, std::string(call) + " got a null pointer to store into");
   *pointer = nullptr;
+  if (const cudaError_t refused = raisin::emu::check_unsafe(call)) return refused;
   if (bytes == 0) return cudaSuccess;
   const size_t rounded = (bytes + kAllocationAlignment - 1) / kAllocationAlignment * kAllocationAlignment;
   *pointer = std::aligned_alloc(kAllocationAlignment, rounded);
   if (*pointer == nullptr)
-    return record_error(cudaErrorMemoryAllocation, "cudaMalloc of " + std::to_string(bytes) + " bytes failed");
+    return record_error(cudaErrorMemoryAllocation, std::string(call) + " of " + std::to_string(bytes) + " bytes failed");
   return cudaSuccess;
 }
 
-cudaError_t cudaFree(void* pointer) {
+cudaError_t release(void* pointer, const char* call) {
+  if (const cudaError_t refused = raisin::emu::check_unsafe(call)) return refused;
   std::free(pointer);
   return cudaSuccess;
 }
 
-cudaError_t cudaMallocHost(void** pointer, size_t bytes) { return cudaMalloc(pointer, bytes); }
-cudaError_t cudaFreeHost(void* pointer) { return cudaFree(pointer); }
-
-cudaError_t cudaMemcpy(void* destination, const void* source, size_t bytes, cudaMemcpyKind kind) {
+// The checks of a copy; cudaSuccess when it may run.
+cudaError_t check_copy(const void* destination, const void* source, size_t bytes, cudaMemcpyKind kind,
+                       const char* call) {
   if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDefault)
-    return record_error(cudaErrorInvalidMemcpyDirection, "cudaMemcpy kind " + std::to_string(int(kind)));
-  if (bytes == 0) return cudaSuccess;
-  if (destination == nullptr || source == nullptr)
-    return record_error(cudaErrorInvalidValue, "cudaMemcpy of " + std::to_string(bytes) + " bytes with a null pointer");
-  std::memmove(destination, source, bytes);
+    return record_error(cudaErrorInvalidMemcpyDirection, std::string(call) + " kind " + std::to_string(int(kind)));
+  if (bytes != 0 && (destination == nullptr || source == nullptr))
+    return record_error(cudaErrorInvalidValue,
+                        std::string(call) + " of " + std::to_string(bytes) + " bytes with a null pointer");
   return cudaSuccess;
 }
 
-cudaError_t cudaMemcpyAsync(void* destination, const void* source, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
-  return cudaMemcpy(destination, source, bytes, kind);
+cudaError_t check_set(const void* destination, size_t bytes, const char* call) {
+  if (bytes != 0 && destination == nullptr)
+    return record_error(cudaErrorInvalidValue,
+                        std::string(call) + " of " + std::to_string(bytes) + " bytes at a null pointer");
+  return cudaSuccess;
+}
+
+// Runs `work` now, records it into the stream's capture, or returns why it was refused.
+template <typename Work>
+cudaError_t queue(cudaStream_t stream, const char* call, Work work) {
+  switch (raisin::emu::route(stream, call)) {
+    case Route::run: work(); return cudaSuccess;
+    case Route::record:
+      raisin::emu::record(stream, [work] {
+        work();
+        return cudaSuccess;
+      });
+      return cudaSuccess;
+    case Route::refused: return cudaPeekAtLastError();
+  }
+  return cudaSuccess;
+}
+
+// A kernel that failed is reported by the next synchronisation, as on the GPU (its error is still the last).
+cudaError_t pending_launch_failure() {
+  return cudaPeekAtLastError() == cudaErrorLaunchFailure ? cudaErrorLaunchFailure : cudaSuccess;
+}
+
+}  // namespace
+
+cudaError_t cudaMalloc(void** pointer, size_t bytes) { return allocate(pointer, bytes, "cudaMalloc"); }
+cudaError_t cudaFree(void* pointer) { return release(pointer, "cudaFree"); }
+cudaError_t cudaMallocHost(void** pointer, size_t bytes) { return allocate(pointer, bytes, "cudaMallocHost"); }
+cudaError_t cudaFreeHost(void* pointer) { return release(pointer, "cudaFreeHost"); }
+
+cudaError_t cudaMemcpy(void* destination, const void* source, size_t bytes, cudaMemcpyKind kind) {
+  if (const cudaError_t invalid = check_copy(destination, source, bytes, kind, "cudaMemcpy")) return invalid;
+  if (const cudaError_t refused = raisin::emu::check_legacy_stream("cudaMemcpy")) return refused;
+  if (bytes != 0) std::memmove(destination, source, bytes);
+  return cudaSuccess;
+}
+
+// A captured copy reads and writes the memory at each replay, as a memcpy node does.
+cudaError_t cudaMemcpyAsync(void* destination, const void* source, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t stream) {
+  if (const cudaError_t invalid = check_copy(destination, source, bytes, kind, "cudaMemcpyAsync")) return invalid;
+  if (bytes == 0) return cudaSuccess;
+  return queue(stream, "cudaMemcpyAsync", [=] { std::memmove(destination, source, bytes); });
 }
 
 cudaError_t cudaMemset(void* destination, int value, size_t bytes) {
-  if (bytes == 0) return cudaSuccess;
-  if (destination == nullptr)
-    return record_error(cudaErrorInvalidValue, "cudaMemset of " + std::to_string(bytes) + " bytes at a null pointer");
-  std::memset(destination, value, bytes);
+  if (const cudaError_t invalid = check_set(destination, bytes, "cudaMemset")) return invalid;
+  if (const cudaError_t refused = raisin::emu::check_legacy_stream("cudaMemset")) return refused;
+  if (bytes != 0) std::memset(destination, value, bytes);
   return cudaSuccess;
 }
 
-cudaError_t cudaMemsetAsync(void* destination, int value, size_t bytes, cudaStream_t) {
-  return cudaMemset(destination, value, bytes);
+cudaError_t cudaMemsetAsync(void* destination, int value, size_t bytes, cudaStream_t stream) {
+  if (const cudaError_t invalid = check_set(destination, bytes, "cudaMemsetAsync")) return invalid;
+  if (bytes == 0) return cudaSuccess;
+  return queue(stream, "cudaMemsetAsync", [=] { std::memset(destination, value, bytes); });
 }
 
 cudaError_t cudaStreamCreate(cudaStream_t* stream) {
@@ -103,14 +162,20 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream) {
 }
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  raisin::emu::forget_capture(stream);
   delete stream;
   return cudaSuccess;
 }
 
 // Work completes inside each call, so synchronising only reports a kernel that failed.
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaDeviceSynchronize(); }
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  if (const cudaError_t refused = raisin::emu::check_stream_synchronize(stream, "cudaStreamSynchronize")) return refused;
+  return pending_launch_failure();
+}
+
 cudaError_t cudaDeviceSynchronize() {
-  return raisin::emu::last_error == cudaErrorLaunchFailure ? cudaErrorLaunchFailure : cudaSuccess;
+  if (const cudaError_t refused = raisin::emu::check_device_synchronize("cudaDeviceSynchronize")) return refused;
+  return pending_launch_failure();
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned) {
@@ -125,15 +190,19 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
   return cudaSuccess;
 }
 
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+// Refused on a capturing stream (runtime.h): a fence recorded there would pass before its work ever ran.
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (event == nullptr) return record_error(cudaErrorInvalidResourceHandle, "cudaEventRecord of a null event");
-  return cudaSuccess;
+  return raisin::emu::check_not_captured(stream, "cudaEventRecord",
+                                         "raisin waits for events as fences for the work queued before them, and "
+                                         "captured work does not run until the graph is launched");
 }
 
 // The recorded work has completed already; only a failed kernel is reported, as by cudaStreamSynchronize.
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   if (event == nullptr) return record_error(cudaErrorInvalidResourceHandle, "cudaEventSynchronize of a null event");
-  return cudaDeviceSynchronize();
+  if (const cudaError_t refused = raisin::emu::check_unsafe("cudaEventSynchronize")) return refused;
+  return pending_launch_failure();
 }
 
 cudaError_t cudaGetLastError() {
@@ -155,8 +224,13 @@ const char* cudaGetErrorName(cudaError_t error) {
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorIllegalState: return "cudaErrorIllegalState";
     case cudaErrorNotReady: return "cudaErrorNotReady";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+    case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
   }
   return "cudaErrorUnknown";
 }

@@ -1,7 +1,26 @@
 // The CUDA runtime API subset that raisin uses, emulated on the CPU (RAISIN_CUDA_EMULATED=1): "device"
 // memory is host memory, copies are memcpy, streams are handles and everything completes before the call
-// returns. Names, values and semantics follow <cuda_runtime.h>; the one device reports itself as
-// "raisin CUDA emulator". Kernel-side builtins (threadIdx, __syncthreads, ...) are in kernels/emu/emu.h.
+// returns, unless the stream captures a graph (below). Names, values and semantics follow <cuda_runtime.h>;
+// the one device reports itself as "raisin CUDA emulator". Kernel-side builtins (threadIdx, __syncthreads,
+// ...) are in kernels/emu/emu.h.
+//
+// Stream capture (kernels/emu/graph.cpp): between cudaStreamBeginCapture and cudaStreamEndCapture the work
+// queued on the stream (kernel launches, cudaMemcpyAsync, cudaMemsetAsync, the emulated cuBLAS/cuDNN
+// calls) is recorded into a graph instead of run; cudaGraphLaunch replays it in order. Every emulated
+// stream is a blocking one. As on a GPU, while a stream captures:
+//  - work on the legacy stream (null), and the synchronous cudaMemcpy/cudaMemset, which run on it, fail
+//    with cudaErrorStreamCaptureImplicit; cudaDeviceSynchronize and cudaStreamSynchronize of the capturing
+//    stream fail with cudaErrorStreamCaptureUnsupported;
+//  - "potentially unsafe" calls (cudaMalloc, cudaMallocHost, cudaFree, cudaFreeHost, cudaEventSynchronize,
+//    cudaStreamSynchronize of another stream) fail with cudaErrorStreamCaptureUnsupported when the calling
+//    thread captures in Global or ThreadLocal mode, or another thread in Global mode; Relaxed mode allows
+//    them;
+//  - unlike a GPU, which would record them as graph nodes, cudaEventRecord and cudaGraphLaunch on the
+//    capturing stream fail with cudaErrorStreamCaptureUnsupported: raisin's fences mean "the work queued so
+//    far has run", which a graph cannot promise, and the emulator does not nest graphs.
+// Each refusal invalidates the capture(s) concerned: later work on the stream is dropped with
+// cudaErrorStreamCaptureInvalidated, cudaStreamEndCapture returns that error and no graph, and the stream
+// leaves capture mode. The error's cudaGetErrorString names the refused call.
 #pragma once
 #include <cstddef>
 
@@ -15,8 +34,13 @@ enum cudaError_t {
   cudaErrorNoDevice = 100,
   cudaErrorInvalidDevice = 101,
   cudaErrorInvalidResourceHandle = 400,
+  cudaErrorIllegalState = 401,
   cudaErrorNotReady = 600,
   cudaErrorLaunchFailure = 719,
+  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
+  cudaErrorStreamCaptureImplicit = 906,
+  cudaErrorStreamCaptureWrongThread = 908,
 };
 using cudaError = cudaError_t;
 
@@ -43,6 +67,23 @@ struct CUevent_st;
 using cudaEvent_t = CUevent_st*;
 constexpr unsigned cudaEventBlockingSync = 0x01;
 constexpr unsigned cudaEventDisableTiming = 0x02;
+
+enum cudaStreamCaptureMode {
+  cudaStreamCaptureModeGlobal = 0,
+  cudaStreamCaptureModeThreadLocal = 1,
+  cudaStreamCaptureModeRelaxed = 2,
+};
+
+enum cudaStreamCaptureStatus {
+  cudaStreamCaptureStatusNone = 0,
+  cudaStreamCaptureStatusActive = 1,
+  cudaStreamCaptureStatusInvalidated = 2,
+};
+
+struct CUgraph_st;
+using cudaGraph_t = CUgraph_st*;
+struct CUgraphExec_st;
+using cudaGraphExec_t = CUgraphExec_st*;
 
 struct uint3 {
   unsigned int x, y, z;
@@ -77,6 +118,19 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream);
 cudaError_t cudaStreamDestroy(cudaStream_t stream);
 cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 cudaError_t cudaDeviceSynchronize();
+
+// Graphs (see the top of this file). EndCapture from another thread than BeginCapture is an error unless the
+// mode was Relaxed. A graph holds copies of the recorded launches' arguments; an instantiated graph is
+// independent of its graph. cudaGraphLaunch runs the operations in order and stops at the first that fails,
+// which becomes the error it returns (a failed kernel as after its launch). Flags of cudaGraphInstantiate
+// are accepted and have no effect.
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph);
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 
 // Events: since all work completes inside each call, an event has passed as soon as it is recorded.
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags);
