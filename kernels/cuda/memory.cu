@@ -30,17 +30,27 @@ CachingAllocator::~CachingAllocator() {
   for (auto& [ptr, block] : in_use_) cudaFree(ptr);
   for (auto& [key, blocks] : free_lists_)
     for (void* ptr : blocks) cudaFree(ptr);
+  for (auto& [id, lists] : pools_)
+    for (auto& [key, blocks] : lists)
+      for (void* ptr : blocks) cudaFree(ptr);
+}
+
+void* CachingAllocator::take(FreeLists& lists, cudaStream_t stream, size_t size) {
+  auto cached = lists.find({stream, size});
+  if (cached == lists.end() || cached->second.empty()) return nullptr;
+  void* ptr = cached->second.back();
+  cached->second.pop_back();
+  return ptr;
 }
 
 void* CachingAllocator::allocate(size_t bytes, cudaStream_t stream) {
   if (bytes == 0) return nullptr;
   const size_t size = size_class(bytes);
   std::lock_guard<std::mutex> lock(mutex_);
-  void* ptr = nullptr;
-  auto cached = free_lists_.find({stream, size});
-  if (cached != free_lists_.end() && !cached->second.empty()) {
-    ptr = cached->second.back();
-    cached->second.pop_back();
+  void* ptr = active_pool_ != 0 ? take(pools_.at(active_pool_), stream, size) : nullptr;
+  if (ptr != nullptr) {
+    stats_.bytes_pooled -= int64_t(size);
+  } else if ((ptr = take(free_lists_, stream, size)) != nullptr) {
     stats_.bytes_cached -= int64_t(size);
   } else {
     cudaError_t status = cudaMalloc(&ptr, size);
@@ -58,7 +68,7 @@ void* CachingAllocator::allocate(size_t bytes, cudaStream_t stream) {
     RAISIN_CUDA_CHECK(status);
     stats_.device_mallocs++;
   }
-  in_use_[ptr] = Block{size, stream};
+  in_use_[ptr] = Block{size, stream, active_pool_};
   stats_.bytes_in_use += int64_t(size);
   stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
   return ptr;
@@ -73,9 +83,48 @@ void CachingAllocator::free(void* ptr) {
                                 "was freed already");
   const Block block = it->second;
   in_use_.erase(it);
-  free_lists_[{block.stream, block.bytes}].push_back(ptr);
   stats_.bytes_in_use -= int64_t(block.bytes);
-  stats_.bytes_cached += int64_t(block.bytes);
+  const auto pool = block.pool != 0 ? pools_.find(block.pool) : pools_.end();
+  if (pool != pools_.end()) {
+    pool->second[{block.stream, block.bytes}].push_back(ptr);
+    stats_.bytes_pooled += int64_t(block.bytes);
+  } else {
+    free_lists_[{block.stream, block.bytes}].push_back(ptr);
+    stats_.bytes_cached += int64_t(block.bytes);
+  }
+}
+
+uint64_t CachingAllocator::begin_pool() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (active_pool_ != 0)
+    throw std::logic_error("CachingAllocator::begin_pool: pool " + std::to_string(active_pool_) +
+                           " is begun already; end it first (captures do not nest)");
+  active_pool_ = next_pool_++;
+  pools_[active_pool_];
+  return active_pool_;
+}
+
+void CachingAllocator::end_pool() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (active_pool_ == 0) throw std::logic_error("CachingAllocator::end_pool: no pool is begun");
+  active_pool_ = 0;
+}
+
+void CachingAllocator::release_pool(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (id == active_pool_)
+    throw std::logic_error("CachingAllocator::release_pool: pool " + std::to_string(id) + " is still begun; end it first");
+  const auto pool = pools_.find(id);
+  if (pool == pools_.end())
+    throw std::invalid_argument("CachingAllocator::release_pool: pool " + std::to_string(id) +
+                                " was never begun or is released already");
+  for (auto& [key, blocks] : pool->second) {
+    std::vector<void*>& general = free_lists_[key];
+    general.insert(general.end(), blocks.begin(), blocks.end());
+    stats_.bytes_pooled -= int64_t(key.second * blocks.size());
+    stats_.bytes_cached += int64_t(key.second * blocks.size());
+  }
+  pools_.erase(pool);
 }
 
 void CachingAllocator::empty_cache() {

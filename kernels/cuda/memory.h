@@ -6,6 +6,15 @@
 // (which is slow and synchronises the device) after its first step. A block is only reused on the stream
 // it was freed on, where stream order makes the reuse safe without events.
 //
+// Capture pools: a CUDA graph (kernels/cuda/graph.h) bakes in the address of every block its captured work
+// used, the temporary ones too (kernels/cuda/channel_chunks.cuh's Scratch, allocated and freed inside one
+// kernel call), and each replay uses them again. Those blocks must not go to anyone else while the graph
+// lives. So the capture runs inside a pool: between begin_pool() and end_pool() every allocation is tagged
+// with the pool and served first from the pool's own free list, then from the general cache or cudaMalloc;
+// a tagged block that is freed goes back to the pool's free list, never to the general ones, also after
+// end_pool. release_pool(id), once the graph is gone, moves the pool's free blocks to the general free
+// lists, and tagged blocks still in use go there when they are freed.
+//
 // Asynchronous transfers (the engine Backend's *_async members): page-locked host buffers, copies queued
 // on the current stream that nothing waits for, and fences. FencePool turns "the work queued so far" into a
 // ticket (an event recorded on the stream) that any thread can wait for.
@@ -30,7 +39,8 @@ namespace raisin::cuda {
 struct AllocatorStats {
   int64_t bytes_in_use = 0;       // handed out and not freed yet (counted at their size class)
   int64_t peak_bytes_in_use = 0;  // the most bytes_in_use has been
-  int64_t bytes_cached = 0;       // freed, kept on the free lists for reuse
+  int64_t bytes_cached = 0;       // freed, kept on the general free lists for reuse
+  int64_t bytes_pooled = 0;       // freed, kept on capture pools' free lists for their graphs
   int64_t device_mallocs = 0;     // cudaMalloc calls made
   int64_t device_frees = 0;       // cudaFree calls made
 };
@@ -47,10 +57,19 @@ class CachingAllocator {
   // 0 bytes. When the device is full, the cache is released and the request tried once more before an
   // error says how much was asked for, in use and cached.
   void* allocate(size_t bytes, cudaStream_t stream);
-  // Returns a block from allocate to the free list of its class and stream; null is ignored.
+  // Returns a block from allocate to the free list of its class and stream (its pool's, for a block
+  // allocated in a capture pool that is not released); null is ignored.
   void free(void* ptr);
-  // Gives every cached block back to CUDA (blocks in use stay).
+  // Gives every block of the general free lists back to CUDA (blocks in use and pools' blocks stay).
   void empty_cache();
+
+  // Capture pools (top of this file). begin_pool starts a new pool and returns its id (1, 2, ...); allocations
+  // join it, from any thread, until end_pool. One pool at a time: begin_pool while one is begun throws.
+  uint64_t begin_pool();
+  void end_pool();
+  // The pool's graph is gone: its free blocks go to the general free lists, its blocks in use follow when
+  // freed. The pool must be ended; an unknown or released id throws.
+  void release_pool(uint64_t pool);
   AllocatorStats stats() const;
 
   // Requests are rounded up to: a multiple of 512 bytes up to 1 MiB; above, one of four classes per
@@ -62,12 +81,20 @@ class CachingAllocator {
   struct Block {
     size_t bytes;
     cudaStream_t stream;
+    uint64_t pool;  // the capture pool it was allocated in; 0: none
   };
+  using FreeLists = std::map<std::pair<cudaStream_t, size_t>, std::vector<void*>>;  // by (stream, class)
+
+  // A block of `size` bytes for `stream` from `lists`, or null.
+  static void* take(FreeLists& lists, cudaStream_t stream, size_t size);
   void release_cache_locked();
 
   mutable std::mutex mutex_;
   std::unordered_map<void*, Block> in_use_;
-  std::map<std::pair<cudaStream_t, size_t>, std::vector<void*>> free_lists_;  // by (stream, class)
+  FreeLists free_lists_;
+  std::unordered_map<uint64_t, FreeLists> pools_;  // the capture pools not released, by id
+  uint64_t active_pool_ = 0;                       // begun and not ended; 0: none
+  uint64_t next_pool_ = 1;
   AllocatorStats stats_;
 };
 

@@ -1,5 +1,7 @@
 // The caching device allocator: freed blocks are reused by requests of the same size class on the same
 // stream without another cudaMalloc, the statistics add up, empty_cache gives the cached blocks back.
+// Capture pools: the blocks used while a pool is begun go to nobody else until it is released, also those
+// freed after it ended, and then become ordinary cached blocks.
 // Asynchronous transfers: round trips through pinned memory with kernels in between, read after a fence;
 // fence tickets increase, old ones pass after the pool recycles their events, and another thread can wait.
 // Runs on the GPU and, emulated, in CI (where everything completes at once, so only the GPU run shows a
@@ -123,6 +125,85 @@ TEST_F(CudaMemory, FreeingAForeignPointerIsAnError) {
   EXPECT_THROW(allocator.free(a), std::invalid_argument);  // twice
   int on_the_host = 0;
   EXPECT_THROW(allocator.free(&on_the_host), std::invalid_argument);
+}
+
+TEST_F(CudaMemory, BlocksUsedInACapturePoolGoToNobodyElseUntilItIsReleased) {
+  CachingAllocator allocator;
+  void* cached = allocator.allocate(1000, kStreamA);
+  allocator.free(cached);
+
+  const uint64_t pool = allocator.begin_pool();
+  void* from_cache = allocator.allocate(1000, kStreamA);  // the general cache serves a pool too
+  EXPECT_EQ(from_cache, cached);
+  void* scratch = allocator.allocate(1000, kStreamA);
+  allocator.free(scratch);                                // into the pool's free list
+  EXPECT_EQ(allocator.allocate(900, kStreamA), scratch);  // which the pool reuses first
+  allocator.free(scratch);
+  void* kept = allocator.allocate(5000, kStreamA);  // still in use when the pool ends
+  allocator.end_pool();
+  cuda::AllocatorStats stats = allocator.stats();
+  EXPECT_EQ(stats.bytes_pooled, 1024);
+  EXPECT_EQ(stats.bytes_cached, 0);
+  EXPECT_EQ(stats.bytes_in_use, 1024 + 5120);
+
+  void* outside = allocator.allocate(1000, kStreamA);  // the pool's free block is not handed out
+  EXPECT_NE(outside, scratch);
+  allocator.free(from_cache);  // tagged blocks freed after end_pool go back to the pool
+  allocator.free(kept);
+  stats = allocator.stats();
+  EXPECT_EQ(stats.bytes_pooled, 1024 + 1024 + 5120);
+  EXPECT_EQ(stats.bytes_cached, 0);
+  void* outside_too = allocator.allocate(1000, kStreamA);
+  EXPECT_NE(outside_too, scratch);
+  EXPECT_NE(outside_too, from_cache);
+  EXPECT_NE(allocator.allocate(5000, kStreamA), kept);
+  const int64_t mallocs = allocator.stats().device_mallocs;
+
+  allocator.release_pool(pool);  // its graph is gone: ordinary cached blocks now
+  stats = allocator.stats();
+  EXPECT_EQ(stats.bytes_pooled, 0);
+  EXPECT_EQ(stats.bytes_cached, 1024 + 1024 + 5120);
+  void* first = allocator.allocate(1000, kStreamA);
+  void* second = allocator.allocate(1000, kStreamA);
+  EXPECT_TRUE((first == scratch && second == from_cache) || (first == from_cache && second == scratch));
+  EXPECT_EQ(allocator.allocate(5000, kStreamA), kept);
+  EXPECT_EQ(allocator.stats().device_mallocs, mallocs);
+  EXPECT_EQ(allocator.stats().bytes_cached, 0);
+}
+
+TEST_F(CudaMemory, ATaggedBlockFreedAfterItsPoolIsReleasedIsCachedForAll) {
+  CachingAllocator allocator;
+  const uint64_t first = allocator.begin_pool();
+  void* output = allocator.allocate(2000, kStreamA);  // e.g. a graph's output, freed after the graph
+  void* scratch = allocator.allocate(3000, kStreamA);
+  allocator.free(scratch);
+  allocator.end_pool();
+
+  const uint64_t second = allocator.begin_pool();  // another graph's pool does not take the first's blocks
+  EXPECT_NE(second, first);
+  EXPECT_NE(allocator.allocate(3000, kStreamA), scratch);
+  allocator.end_pool();
+
+  allocator.release_pool(first);
+  allocator.free(output);
+  const cuda::AllocatorStats stats = allocator.stats();
+  EXPECT_EQ(stats.bytes_pooled, 0);  // the second pool holds nothing freed
+  EXPECT_EQ(stats.bytes_cached, 2048 + 3072);
+  EXPECT_EQ(allocator.allocate(2000, kStreamA), output);
+  EXPECT_EQ(allocator.allocate(3000, kStreamA), scratch);
+  allocator.release_pool(second);
+}
+
+TEST_F(CudaMemory, MisusedPoolsAreErrors) {
+  CachingAllocator allocator;
+  EXPECT_THROW(allocator.end_pool(), std::logic_error);  // none begun
+  const uint64_t pool = allocator.begin_pool();
+  EXPECT_THROW(allocator.begin_pool(), std::logic_error);     // pools do not nest
+  EXPECT_THROW(allocator.release_pool(pool), std::logic_error);  // not ended
+  allocator.end_pool();
+  allocator.release_pool(pool);
+  EXPECT_THROW(allocator.release_pool(pool), std::invalid_argument);  // twice
+  EXPECT_THROW(allocator.release_pool(pool + 1), std::invalid_argument);  // never begun
 }
 
 TEST_F(CudaMemory, DeviceAllocatorIsOnePerDevice) {
