@@ -38,6 +38,9 @@ const Backend kCpuBackend{
     .fence = &next_fence,
     .fence_wait = &fence_passed,
     .set_allow_tf32 = nullptr,
+    .capture_graph = nullptr,  // no graphs: the CPU runs each step's work as it is called
+    .launch_graph = nullptr,
+    .destroy_graph = nullptr,
     .fill = &cpu::fill,
     .axpy = &cpu::axpy,
     .linear_forward = &cpu::linear_forward,

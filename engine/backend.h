@@ -6,6 +6,7 @@
 // (decltype), so a CUDA twin whose signature drifted fails to compile where the table is filled.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <string>
 
 #include "engine/tensor.h"
@@ -39,6 +40,14 @@ struct Backend {
   void (*fence_wait)(uint64_t ticket);
   // TF32 tensor-core math for GEMMs and convolutions (null: the device computes in fp32 only).
   void (*set_allow_tf32)(bool allow);
+  // ---- graphs: a training step's device work recorded once and replayed (null: the device has none) ----
+  // capture_graph records what body() queues on the device (nothing runs) and returns the graph, or null
+  // with `why` naming the refused call or body's exception, the device then ready for body to run eagerly.
+  // launch_graph queues one replay, reading and writing the buffers body used (they must stay allocated);
+  // destroy_graph frees a graph, also while a replay of it is queued (kernels/cuda/graph.h).
+  void* (*capture_graph)(const std::function<void()>& body, std::string& why);
+  void (*launch_graph)(void* graph);
+  void (*destroy_graph)(void* graph);
 
   // ---- kernels (kernels/signatures.inc) ----
   decltype(&cpu::fill) fill;

@@ -1,10 +1,11 @@
 // The CUDA backend's table: raisin::cuda kernels, memory from the CUDA caching allocator, copies on
-// the current stream. Copies to the host wait for the stream (the caller reads the data next); every
+// the current stream, CUDA graphs of that stream's work. Copies to the host wait for the stream (the caller reads the data next); every
 // other operation is queued, the asynchronous copies too (pinned memory and fences: kernels/cuda/memory.h).
 #include "engine/cuda/backend.h"
 
 #include "engine/backend.h"
 #include "kernels/cuda/device.h"
+#include "kernels/cuda/graph.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/math_mode.h"
 #include "kernels/cuda/memory.h"
@@ -52,6 +53,9 @@ const Backend kCudaBackend{
     .fence = &cuda::fence,
     .fence_wait = &cuda::fence_wait,
     .set_allow_tf32 = &cuda::set_allow_tf32,
+    .capture_graph = &cuda::capture_graph,
+    .launch_graph = &cuda::launch_graph,
+    .destroy_graph = &cuda::destroy_graph,
     .fill = &cuda::fill,
     .axpy = &cuda::axpy,
     .linear_forward = &cuda::linear_forward,
