@@ -3,7 +3,6 @@
 // during a capture, and the graph API over the recorded operations.
 #include <atomic>
 #include <exception>
-#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
