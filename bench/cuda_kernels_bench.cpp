@@ -186,7 +186,9 @@ BENCHMARK(BM_GlobalAvgPoolForward)->UseManualTime()->Unit(benchmark::kMicrosecon
 void BM_DropoutForward(benchmark::State& state) {
   if (skip_without_gpu(state)) return;
   Device<float> x(kActivation), y(kActivation);
-  time_launches(state, [&] { cuda::dropout_forward(kActivation, 0.5f, 7, 1, x.ptr, y.ptr); }, 2 * kF * kActivation, 0);
+  Device<int64_t> step(1, 1, 1);
+  time_launches(state, [&] { cuda::dropout_forward(kActivation, 0.5f, 7, step.ptr, 0, x.ptr, y.ptr); },
+                2 * kF * kActivation, 0);
 }
 BENCHMARK(BM_DropoutForward)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
@@ -220,9 +222,11 @@ void BM_GatherBatch(benchmark::State& state) {
   Device<int32_t> labels(count, 0, 10), indices(s.batch, 0, double(count));
   Device<float> mean(3, 0.4, 0.5), inv_std(3, 3, 5), x(s.batch * image);
   Device<int32_t> y(s.batch, 0, 1);
+  Device<int64_t> step(1, 2, 2);
   time_launches(state,
                 [&] {
-                  cuda::gather_batch(s, images.ptr, labels.ptr, indices.ptr, mean.ptr, inv_std.ptr, 1, 2, x.ptr, y.ptr);
+                  cuda::gather_batch(s, images.ptr, labels.ptr, indices.ptr, mean.ptr, inv_std.ptr, 1, step.ptr, x.ptr,
+                                     y.ptr);
                 },
                 double(s.batch) * image * (1 + kF), 0);
 }

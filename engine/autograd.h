@@ -51,7 +51,10 @@ struct Context {
   Arena* arena = nullptr;  // where activations live; null: the caching allocator
   bool training = true;    // batch statistics in batch norm; dropout active
   uint64_t seed = 0;       // dropout's Philox key
-  uint64_t step = 0;       // with the call number, dropout's Philox stream
+  // The training step, an int64 in the memory of the tensors' device (so that a step captured in a CUDA
+  // graph replays with the next step's value); with the call number, dropout's Philox stream. Needed
+  // only by dropout in training.
+  const int64_t* step = nullptr;
   uint32_t dropout_calls = 0;
 
   // A tensor on `device` for this forward pass: from the arena (which must be on that device) or, without
@@ -59,8 +62,8 @@ struct Context {
   Tensor allocate(Device device, const Shape& shape, DType dtype = DType::f32) const;
   // True when the tape records and at least one input requires gradients.
   bool records(std::initializer_list<const Var*> inputs) const;
-  // A fresh Philox stream for the next dropout op of this forward pass.
-  uint64_t next_dropout_stream() { return (step << 20) + dropout_calls++; }
+  // The number of the next dropout op of this forward pass (its Philox stream is (step << 20) + call).
+  uint32_t next_dropout_call() { return dropout_calls++; }
 };
 
 }  // namespace raisin

@@ -44,14 +44,14 @@ DeviceData::~DeviceData() {
 }
 
 void DeviceData::gather(Arena& arena, const std::vector<int32_t>& indices, int crop_padding, bool flip, uint64_t seed,
-                        uint64_t stream, Tensor& x, Tensor& y) const {
+                        const int64_t* step, Tensor& x, Tensor& y) const {
   Tensor on_device = Tensor::empty(arena, {int64_t(indices.size())}, DType::i32);
   backend(device_).copy_to_device(on_device.i32(), indices.data(), indices.size() * sizeof(int32_t));
-  gather(arena, on_device, crop_padding, flip, seed, stream, x, y);
+  gather(arena, on_device, crop_padding, flip, seed, step, x, y);
 }
 
 void DeviceData::gather(Arena& arena, const Tensor& indices, int crop_padding, bool flip, uint64_t seed,
-                        uint64_t stream, Tensor& x, Tensor& y) const {
+                        const int64_t* step, Tensor& x, Tensor& y) const {
   if (!(arena.device() == device_))
     throw error("gather: the data is on ", device_.str(), " but the arena on ", arena.device().str());
   if (!(indices.device() == device_) || indices.dtype() != DType::i32 || indices.ndim() != 1)
@@ -59,8 +59,9 @@ void DeviceData::gather(Arena& arena, const Tensor& indices, int crop_padding, b
   const int batch = int(indices.numel());
   x = Tensor::empty(arena, {batch, data_.channels, data_.height, data_.width});
   y = Tensor::empty(arena, {batch}, DType::i32);
+  if ((crop_padding > 0 || flip) && !step) throw error("gather: augmentation needs the step in device memory");
   const kernels::GatherShape s{batch, data_.channels, data_.height, data_.width, crop_padding, flip};
-  backend(device_).gather_batch(s, images_, labels_.i32(), indices.i32(), mean_.f32(), inv_std_.f32(), seed, stream,
+  backend(device_).gather_batch(s, images_, labels_.i32(), indices.i32(), mean_.f32(), inv_std_.f32(), seed, step,
                                 x.f32(), y.i32());
 }
 

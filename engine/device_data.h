@@ -20,12 +20,13 @@ class DeviceData {
   DeviceData& operator=(const DeviceData&) = delete;
 
   // x [B, C, H, W] (normalised; randomly cropped after zero padding by `crop_padding` and flipped when
-  // asked, with draws keyed by (seed, stream)) and y [B] for examples `indices`, in `arena` (which must
-  // be on this data's device).
+  // asked, with draws keyed by (seed, step[0]); `step` is an int64 on this data's device, not read and
+  // may be null without augmentation) and y [B] for examples `indices`, in `arena` (which must be on this
+  // data's device).
   void gather(Arena& arena, const std::vector<int32_t>& indices, int crop_padding, bool flip, uint64_t seed,
-              uint64_t stream, Tensor& x, Tensor& y) const;
+              const int64_t* step, Tensor& x, Tensor& y) const;
   // The same for indices already on this data's device (int32 [batch]).
-  void gather(Arena& arena, const Tensor& indices, int crop_padding, bool flip, uint64_t seed, uint64_t stream,
+  void gather(Arena& arena, const Tensor& indices, int crop_padding, bool flip, uint64_t seed, const int64_t* step,
               Tensor& x, Tensor& y) const;
 
   const Dataset& data() const { return data_; }

@@ -246,13 +246,16 @@ Var dropout(Context& ctx, const Var& x, float p) {
   const Backend& k = backend(X.device());
   if (!(p >= 0.0f && p < 1.0f)) throw error("dropout: probability ", p, " must be in [0, 1)");
   if (!ctx.training || p == 0.0f) return x;
-  const uint64_t seed = ctx.seed, stream = ctx.next_dropout_stream();
+  if (!ctx.step) throw error("dropout: training needs the step in device memory (Context::step)");
+  const uint64_t seed = ctx.seed;
+  const int64_t* step = ctx.step;
+  const uint32_t call = ctx.next_dropout_call();
   Tensor y = ctx.allocate(X.device(), X.shape());
-  k.dropout_forward(X.numel(), p, seed, stream, X.f32(), y.f32());
+  k.dropout_forward(X.numel(), p, seed, step, call, X.f32(), y.f32());
   Var out = output(ctx, y, {&x});
   if (out->requires_grad) {
-    ctx.tape->record([k = &k, p, seed, stream, x, out, tape = ctx.tape] {
-      k->dropout_backward(out->value.numel(), p, seed, stream, tape->grad(out).f32(), tape->grad(x).f32());
+    ctx.tape->record([k = &k, p, seed, step, call, x, out, tape = ctx.tape] {
+      k->dropout_backward(out->value.numel(), p, seed, step, call, tape->grad(out).f32(), tape->grad(x).f32());
     });
   }
   return out;

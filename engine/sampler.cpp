@@ -40,7 +40,11 @@ const std::vector<double>& SamplerState::real_array(const std::string& key, int6
   return find_entry(reals, key, size, "real");
 }
 
-DeviceDraw Sampler::draw_on_device(int64_t, int, Arena&) {
+uint64_t Sampler::prepare_on_device(int64_t, int) {
+  throw error("sampler ", name(), ": draws on the host only (the trainer uploads its draws)");
+}
+
+DeviceDraw Sampler::draw_on_device() {
   throw error("sampler ", name(), ": draws on the host only (the trainer uploads its draws)");
 }
 

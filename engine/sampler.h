@@ -48,7 +48,6 @@ struct DeviceDraw {
 
 // What a training step measured, on the training device.
 struct DeviceObservation {
-  int64_t step;
   const DeviceDraw& draw;
   Tensor proxy_norms;  // f32 [batch]: ṽ_i
   Tensor dlogits;      // f32 [batch, classes]: ω_i (softmax(z_i) − onehot(y_i)) / B, the fused loss's
@@ -81,8 +80,17 @@ class Sampler {
   // Samplers that keep their state on the training device (RAIS on a GPU) say so and draw, observe and
   // hold their multiplier there; the trainer uploads the host draws of all others.
   virtual bool draws_on_device() const { return false; }
-  // The step's indices and weights in `arena` (on the training device).
-  virtual DeviceDraw draw_on_device(int64_t step, int batch, Arena& arena);
+  // Their share of a step comes in two parts, so that the trainer can capture the second in a CUDA graph
+  // and replay it at later steps:
+  // prepare_on_device(step, batch) does what needs the host (decisions, uploads, work queued on some
+  // steps only) and writes the step's values into the sampler's device memory; it returns the step's
+  // form, a number that changes whenever the work of the two calls below would change other than
+  // through values in device memory.
+  virtual uint64_t prepare_on_device(int64_t step, int batch);
+  // The prepared step's indices and weights: kernel launches only, the same at every step of one form,
+  // into tensors that stay where they are.
+  virtual DeviceDraw draw_on_device();
+  // After the step's loss, likewise kernel launches only.
   virtual void observe_on_device(const DeviceObservation& /*observation*/) {}
   // The learning-rate multiplier of the step just drawn, a double in device memory that the step's
   // schedule_step kernel reads.

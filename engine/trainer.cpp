@@ -60,7 +60,7 @@ void for_each_batch(Module& model, const DeviceData& on_device, int batch, Visit
     for (int i = 0; i < n; ++i) indices[i] = int32_t(start + i);
     arena.reset();
     Tensor x, y;
-    on_device.gather(arena, indices, 0, false, 0, 0, x, y);
+    on_device.gather(arena, indices, 0, false, 0, nullptr, x, y);
     Context ctx{.arena = &arena, .training = false};
     Var logits = model.forward(ctx, constant(x));
     const LossOutput loss = softmax_cross_entropy(ctx, logits, y, Tensor());
@@ -119,7 +119,9 @@ Trainer::Trainer(Module& model, const Dataset& train, const Normalization& norma
       device_(model.device()),
       data_(train, normalization, model.device()),
       arena_(0, model.device()),
-      uploads_(model.device(), std::max(size_t(std::max(options.batch, 1)) * sizeof(int32_t), sizeof(double))) {
+      uploads_(model.device(),
+               std::max({size_t(std::max(options.batch, 1)) * sizeof(int32_t), sizeof(double),
+                         kStepInputCount * sizeof(int64_t)})) {
   if (options.batch < 1) throw error("train: batch size ", options.batch, " must be at least 1");
   if (options.batch > train.count)
     throw error("train: batch size ", options.batch, " is larger than the training set (", train.count,
@@ -129,31 +131,72 @@ Trainer::Trainer(Module& model, const Dataset& train, const Normalization& norma
   lr_ = Tensor::zeros({1}, DType::f32, device_);
   host_multiplier_ = Tensor::zeros({1}, DType::f64, device_);
   metrics_ = Tensor::zeros({kMaxQueued, kernels::kStepMetricCount}, DType::f64, device_);
+  inputs_ = Tensor::zeros({kStepInputCount}, DType::i64, device_);
+  host_indices_ = Tensor::zeros({options.batch}, DType::i32, device_);
+  host_weights_ = Tensor::zeros({options.batch}, DType::f32, device_);
 }
 
-// The step's indices and weights on the device: the sampler's own when it draws there, else its host
-// draw uploaded through the ring.
-DeviceDraw Trainer::draw(int64_t step) {
-  if (sampler_.draws_on_device()) return sampler_.draw_on_device(step, options_.batch, arena_);
-  sampler_.draw(step, options_.batch, indices_, weights_);
-  DeviceDraw draw;
-  draw.indices = Tensor::empty(arena_, {options_.batch}, DType::i32);
-  uploads_.upload(draw.indices.i32(), indices_.data(), indices_.size() * sizeof(int32_t));
-  if (!weights_.empty()) {
-    draw.weights = Tensor::empty(arena_, {options_.batch});
-    uploads_.upload(draw.weights.f32(), weights_.data(), weights_.size() * sizeof(float));
-  }
-  return draw;
-}
-
-// Tells the sampler what the step measured: on the device, or, for host samplers that want it, as a
-// host copy (a wait for the device, once per step; the uniform samplers want nothing).
-void Trainer::observe(int64_t step, const DeviceDraw& draw, const LossOutput& loss) {
+uint64_t Trainer::prepare(int64_t step) {
+  const int64_t inputs[kStepInputCount] = {step, queued_};
+  uploads_.upload(inputs_.i64(), inputs, sizeof inputs);
+  uint64_t form = 0;
   if (sampler_.draws_on_device()) {
-    sampler_.observe_on_device({step, draw, loss.proxy_norm, loss.dlogits});
-    return;
+    form = sampler_.prepare_on_device(step, options_.batch);
+  } else {
+    sampler_.draw(step, options_.batch, indices_, weights_);
+    if (int64_t(indices_.size()) != options_.batch || (!weights_.empty() && weights_.size() != indices_.size()))
+      throw error("train: sampler ", sampler_.name(), " drew ", indices_.size(), " examples and ", weights_.size(),
+                  " weights for a batch of ", options_.batch);
+    uploads_.upload(host_indices_.i32(), indices_.data(), indices_.size() * sizeof(int32_t));
+    if (!weights_.empty()) uploads_.upload(host_weights_.f32(), weights_.data(), weights_.size() * sizeof(float));
+    form = weights_.empty() ? 0 : 1;
   }
-  if (!sampler_.observes()) return;
+  // r̂ from the sampler's device memory, or its host value (uploaded when it changes; on the cpu, passed
+  // to schedule_step as it is).
+  multiplier_ = sampler_.device_lr_multiplier();
+  fallback_multiplier_ = multiplier_ ? 1.0 : sampler_.lr_multiplier();
+  if (!multiplier_ && !device_.is_cpu()) {
+    if (fallback_multiplier_ != uploaded_multiplier_) {  // uniform samplers: once
+      uploads_.upload(host_multiplier_.f64(), &fallback_multiplier_, sizeof fallback_multiplier_);
+      uploaded_multiplier_ = fallback_multiplier_;
+    }
+    multiplier_ = host_multiplier_.f64();
+  }
+  return form;
+}
+
+LossOutput Trainer::queue_device_work() {
+  const Backend& b = backend(device_);
+  const int64_t* step = inputs_.i64() + kInputStep;
+  arena_.reset();
+  const DeviceDraw drawn = sampler_.draws_on_device()
+                               ? sampler_.draw_on_device()
+                               : DeviceDraw{host_indices_, weights_.empty() ? Tensor() : host_weights_};
+  Tensor x, y;
+  data_.gather(arena_, drawn.indices, options_.crop_padding, options_.flip, options_.seed, step, x, y);
+
+  Tape tape(&arena_);
+  Context ctx{.tape = &tape, .arena = &arena_, .training = true, .seed = options_.seed, .step = step};
+  Var logits = model_.forward(ctx, constant(x));
+  LossOutput loss = softmax_cross_entropy(ctx, logits, y, drawn.weights);
+  optimizer_.zero_grad();
+  tape.backward(loss.mean_loss);
+
+  // lr = r̂ · schedule(progress) and progress += r̂ · B/n, on the device.
+  b.schedule_step(options_.schedule.kernel_form(), double(options_.batch) / double(train_.count), multiplier_,
+                  fallback_multiplier_, scalars_.f64(), lr_.f32());
+  optimizer_.step(lr_.f32());
+  const kernels::LossShape shape{options_.batch, int(logits->value.size(1))};
+  b.step_metrics(shape, logits->value.f32(), y.i32(), drawn.weights.defined() ? drawn.weights.f32() : nullptr,
+                 loss.mean_loss->value.f32(), lr_.f32(), scalars_.f64(), inputs_.i64() + kInputMetricsRow,
+                 metrics_.f64());
+  if (sampler_.draws_on_device()) sampler_.observe_on_device({drawn, loss.proxy_norm, loss.dlogits});
+  return loss;
+}
+
+// Tells a host sampler that wants it what the step measured, as host copies (a wait for the device, once
+// per step; the uniform samplers want nothing).
+void Trainer::observe_on_host(int64_t step, const LossOutput& loss) {
   const Tensor proxy_norms = loss.proxy_norm.to(Device::cpu());
   sampler_.observe({step, indices_, proxy_norms.f32(), weights_.empty() ? nullptr : weights_.data(),
                     bias_gradient_sq_norm(loss.dlogits.to(Device::cpu()))});
@@ -162,38 +205,9 @@ void Trainer::observe(int64_t step, const DeviceDraw& draw, const LossOutput& lo
 void Trainer::queue_step() {
   if (queued_ >= kMaxQueued) throw error("train: ", queued_, " steps queued; drain() them first");
   const int64_t step = step_ + queued_;
-  const Backend& b = backend(device_);
-  arena_.reset();
-  const DeviceDraw drawn = draw(step);
-  Tensor x, y;
-  data_.gather(arena_, drawn.indices, options_.crop_padding, options_.flip, options_.seed, uint64_t(step), x, y);
-
-  Tape tape(&arena_);
-  Context ctx{.tape = &tape, .arena = &arena_, .training = true, .seed = options_.seed, .step = uint64_t(step)};
-  Var logits = model_.forward(ctx, constant(x));
-  LossOutput loss = softmax_cross_entropy(ctx, logits, y, drawn.weights);
-  optimizer_.zero_grad();
-  tape.backward(loss.mean_loss);
-
-  // lr = r̂ · schedule(progress) and progress += r̂ · B/n, on the device; r̂ from the sampler's device
-  // memory, or its host value.
-  const double* multiplier = sampler_.device_lr_multiplier();
-  const double host_multiplier = multiplier ? 1.0 : sampler_.lr_multiplier();
-  if (!multiplier && !device_.is_cpu()) {
-    if (host_multiplier != uploaded_multiplier_) {  // uniform samplers: once
-      uploads_.upload(host_multiplier_.f64(), &host_multiplier, sizeof host_multiplier);
-      uploaded_multiplier_ = host_multiplier;
-    }
-    multiplier = host_multiplier_.f64();
-  }
-  b.schedule_step(options_.schedule.kernel_form(), double(options_.batch) / double(train_.count), multiplier,
-                  host_multiplier, scalars_.f64(), lr_.f32());
-  optimizer_.step(lr_.f32());
-  const kernels::LossShape shape{options_.batch, int(logits->value.size(1))};
-  b.step_metrics(shape, logits->value.f32(), y.i32(), drawn.weights.defined() ? drawn.weights.f32() : nullptr,
-                 loss.mean_loss->value.f32(), lr_.f32(), scalars_.f64(),
-                 metrics_.f64() + queued_ * kernels::kStepMetricCount);
-  observe(step, drawn, loss);
+  prepare(step);
+  const LossOutput loss = queue_device_work();
+  if (!sampler_.draws_on_device() && sampler_.observes()) observe_on_host(step, loss);
   ++queued_;
 }
 

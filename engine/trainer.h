@@ -62,6 +62,12 @@ double proxy_norms(Module& model, const Dataset& data, const Normalization& norm
 // (or its host draws are uploaded through a pinned ring), the learning rate and progress are computed
 // there (schedule_step) and each step's metrics go to a ring in device memory (step_metrics) that the
 // host reads when it drains the queued steps.
+//
+// A step has two parts: prepare() does the host's share (the sampler's decisions and uploads, the
+// step's number and metrics row uploaded into device memory), queue_device_work() queues the rest
+// (draw, gather, forward, loss, backward, schedule, update, metrics, observation) as kernel launches whose
+// host arguments are the same at every step of one form; whatever changes from step to step they read
+// from device memory.
 class Trainer {
  public:
   Trainer(Module& model, const Dataset& train, const Normalization& normalization, Sampler& sampler,
@@ -92,8 +98,11 @@ class Trainer {
   const Arena& arena() const { return arena_; }
 
  private:
-  DeviceDraw draw(int64_t step);
-  void observe(int64_t step, const DeviceDraw& draw, const LossOutput& loss);
+  // The host's share of step `step`; returns the step's form (Sampler::prepare_on_device).
+  uint64_t prepare(int64_t step);
+  // The step's device work, after prepare(); returns its loss (for host samplers that observe).
+  LossOutput queue_device_work();
+  void observe_on_host(int64_t step, const LossOutput& loss);
 
   Module& model_;
   const Dataset& train_;
@@ -111,6 +120,12 @@ class Trainer {
   Tensor host_multiplier_;  // f64 [1]: a host sampler's multiplier, uploaded when it changes
   double uploaded_multiplier_ = std::numeric_limits<double>::quiet_NaN();
   Tensor metrics_;   // f64 [kMaxQueued, kStepMetricCount]: the queued steps' metrics
+  // int64 {step, metrics row} of the step being queued, read by its kernels.
+  enum StepInput { kInputStep, kInputMetricsRow, kStepInputCount };
+  Tensor inputs_;
+  Tensor host_indices_, host_weights_;  // a host sampler's draw, uploaded (int32, f32 [batch])
+  const double* multiplier_ = nullptr;  // where schedule_step reads r̂ (null: fallback_multiplier_)
+  double fallback_multiplier_ = 1;
   std::vector<int32_t> indices_;
   std::vector<float> weights_;
   std::vector<double> metrics_host_;

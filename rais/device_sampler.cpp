@@ -72,6 +72,7 @@ DeviceRaisSampler::DeviceRaisSampler(int64_t count, uint64_t seed, Device device
   gain_ = Tensor::empty({kernels::kGainRatioStateSize}, DType::f64, device);
   write(gain_, &Tensor::f64, gain_to_device(GainRatio::State{}));
   one_ = Tensor::empty({1}, DType::f64, device);
+  counters_ = Tensor::zeros({2}, DType::i64, device);
   write(one_, &Tensor::f64, std::vector<double>{1.0});
   if (!c_.empty()) {
     write(c_device_, &Tensor::f64, c_);
@@ -95,8 +96,10 @@ void DeviceRaisSampler::allocate(int batch) {
   record_features_ = Tensor::zeros({capacity_, kFeatureCount}, DType::f32, device_);
   record_norms_ = Tensor::zeros({capacity_}, DType::f32, device_);
   record_weights_ = Tensor::zeros({capacity_}, DType::f32, device_);
-  uploads_ = std::make_unique<UploadRing>(device_, std::max<size_t>(size_t(batch) * sizeof(int32_t),
-                                                                    kFeatureCount * sizeof(double)));
+  indices_ = Tensor::zeros({batch}, DType::i32, device_);
+  weights_ = Tensor::zeros({batch}, DType::f32, device_);
+  uploads_ = std::make_unique<UploadRing>(device_, std::max(size_t(batch) * sizeof(int32_t),
+                                                             kFeatureCount * sizeof(double)));
   // The PT snapshot: last_seen, last_norm, then the records (features, norms, weights).
   snapshot_ = std::make_unique<Pinned>();
   snapshot_->device = device_;
@@ -110,7 +113,8 @@ void DeviceRaisSampler::upload_c_d() {
 }
 
 void DeviceRaisSampler::rebuild(int64_t step) {
-  backend(device_).rais_features(n_, last_norm_.f32(), last_seen_.i64(), step, steps_per_epoch_, features_.f32());
+  backend(device_).rais_features(n_, last_norm_.f32(), last_seen_.i64(), counters_.i64(), steps_per_epoch_,
+                                 features_.f32());
   build_from_features();
   built_at_ = step;
 }
@@ -201,7 +205,8 @@ void DeviceRaisSampler::swap_in_solve() {
 void DeviceRaisSampler::write_trace(int64_t step) {
   const std::unique_ptr<SwappedSolve> swapped = std::move(to_trace_);
   const Backend& b = backend(device_);
-  if (!importance_) b.rais_features(n_, last_norm_.f32(), last_seen_.i64(), step, steps_per_epoch_, features_.f32());
+  if (!importance_)
+    b.rais_features(n_, last_norm_.f32(), last_seen_.i64(), counters_.i64(), steps_per_epoch_, features_.f32());
   const std::vector<float> last_norm = read_back(last_norm_, &Tensor::f32);
   const std::vector<int64_t> last_seen = read_back(last_seen_, &Tensor::i64);
   const std::vector<float> features = read_back(features_, &Tensor::f32);
@@ -220,9 +225,7 @@ void DeviceRaisSampler::write_trace(int64_t step) {
   trace_->write_solve(t);
 }
 
-DeviceDraw DeviceRaisSampler::draw_on_device(int64_t step, int batch, Arena& arena) {
-  if (!(arena.device() == device_))
-    throw error("rais: the sampler is on ", device_.str(), " but the step's arena on ", arena.device().str());
+uint64_t DeviceRaisSampler::prepare_on_device(int64_t step, int batch) {
   if (batch_ == 0) {
     allocate(batch);
   } else if (batch != batch_) {
@@ -235,37 +238,46 @@ DeviceDraw DeviceRaisSampler::draw_on_device(int64_t step, int batch, Arena& are
   if (options_.refit && !pending_.valid() && step >= first_solve && (step - first_solve) % options_.record_batches == 0)
     launch_solve(step);
 
-  const Backend& b = backend(device_);
-  DeviceDraw out;
-  out.indices = Tensor::empty(arena, {batch}, DType::i32);
+  // The step's draws fill the next `batch` record slots; observe_on_device completes them.
+  const int64_t counters[2] = {step, records_written_};
+  uploads_->upload(counters_.i64(), counters, sizeof counters);
+  records_written_ += batch;
   if (!importance_) {
     shuffled_.draw(step, batch, host_indices_, host_weights_);
-    uploads_->upload(out.indices.i32(), host_indices_.data(), size_t(batch) * sizeof(int32_t));
-    b.rais_features(n_, last_norm_.f32(), last_seen_.i64(), step, steps_per_epoch_, features_.f32());
-    b.rais_record_draws(batch, out.indices.i32(), n_, nullptr, features_.f32(), records_written_, capacity_, nullptr,
-                        record_features_.f32(), record_weights_.f32());
-    if (to_trace_) write_trace(step);
-    return out;
+    uploads_->upload(indices_.i32(), host_indices_.data(), size_t(batch) * sizeof(int32_t));
+  } else if (built_at_ < 0 || step - built_at_ >= options_.refresh) {
+    rebuild(step);
   }
-  if (built_at_ < 0 || step - built_at_ >= options_.refresh) rebuild(step);
   if (to_trace_) write_trace(step);
-  b.alias_draw(n_, prob_.f64(), alias_.i32(), seed_, uint64_t(step), batch, out.indices.i32());
-  out.weights = Tensor::empty(arena, {batch});
-  b.rais_record_draws(batch, out.indices.i32(), n_, p_.f64(), features_.f32(), records_written_, capacity_,
-                      out.weights.f32(), record_features_.f32(), record_weights_.f32());
-  return out;
+  return importance_ ? 1 : 0;
+}
+
+DeviceDraw DeviceRaisSampler::draw_on_device() {
+  if (batch_ == 0) throw error("rais: draw_on_device before prepare_on_device");
+  const Backend& b = backend(device_);
+  const int64_t* step = counters_.i64();
+  const int64_t* first_record = counters_.i64() + 1;
+  if (!importance_) {
+    b.rais_features(n_, last_norm_.f32(), last_seen_.i64(), step, steps_per_epoch_, features_.f32());
+    b.rais_record_draws(batch_, indices_.i32(), n_, nullptr, features_.f32(), first_record, capacity_, nullptr,
+                        record_features_.f32(), record_weights_.f32());
+    return {indices_, Tensor()};
+  }
+  b.alias_draw(n_, prob_.f64(), alias_.i32(), seed_, step, batch_, indices_.i32());
+  b.rais_record_draws(batch_, indices_.i32(), n_, p_.f64(), features_.f32(), first_record, capacity_, weights_.f32(),
+                      record_features_.f32(), record_weights_.f32());
+  return {indices_, weights_};
 }
 
 void DeviceRaisSampler::observe_on_device(const DeviceObservation& o) {
   const int batch = int(o.draw.indices.numel());
   if (batch != batch_) throw error("rais: observed ", batch, " examples, drew ", batch_);
   const Backend& b = backend(device_);
-  b.rais_observe(batch, o.draw.indices.i32(), o.proxy_norms.f32(), o.step, records_written_, capacity_,
+  b.rais_observe(batch, o.draw.indices.i32(), o.proxy_norms.f32(), counters_.i64(), counters_.i64() + 1, capacity_,
                  record_norms_.f32(), last_norm_.f32(), last_seen_.i64());
   const kernels::GainRatioHyper hyper{options_.gain_ratio.alpha, options_.gain_ratio.min, options_.gain_ratio.max};
   b.gain_ratio_update(batch, int(o.dlogits.size(1)), o.proxy_norms.f32(),
                       o.draw.weights.defined() ? o.draw.weights.f32() : nullptr, o.dlogits.f32(), hyper, gain_.f64());
-  records_written_ += batch;
 }
 
 const double* DeviceRaisSampler::device_lr_multiplier() const {
@@ -273,8 +285,8 @@ const double* DeviceRaisSampler::device_lr_multiplier() const {
 }
 
 void DeviceRaisSampler::draw(int64_t step, int batch, std::vector<int32_t>& indices, std::vector<float>& weights) {
-  Arena scratch(0, device_);
-  const DeviceDraw drawn = draw_on_device(step, batch, scratch);
+  prepare_on_device(step, batch);
+  const DeviceDraw drawn = draw_on_device();
   indices = read_back(drawn.indices, &Tensor::i32);
   weights = drawn.weights.defined() ? read_back(drawn.weights, &Tensor::f32) : std::vector<float>();
 }

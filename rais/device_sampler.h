@@ -8,6 +8,11 @@
 // uploaded asynchronously, for the next rebuild of p. r̂ stays on the device, where the trainer's
 // schedule_step kernel reads it.
 //
+// prepare_on_device does all of that host-side work, rebuilds p when due and uploads the step and its
+// first record slot; draw_on_device and observe_on_device then only launch kernels that read those from
+// device memory, into fixed buffers: the same launches at every step of the warm-up, and at every step
+// after it, which is what lets the trainer replay them from a CUDA graph.
+//
 // It runs on any backend (on the cpu through the kernels' CPU twins, for tests). Its sums run in one
 // fixed order, so p, the alias table and the draws are the same bit for bit on every backend; against
 // RaisSampler, which sums in other blocks and builds its alias table another way, p agrees to rounding
@@ -36,12 +41,13 @@ class DeviceRaisSampler : public Sampler {
   std::string name() const override { return "rais"; }
 
   bool draws_on_device() const override { return true; }
-  DeviceDraw draw_on_device(int64_t step, int batch, Arena& arena) override;
+  uint64_t prepare_on_device(int64_t step, int batch) override;
+  DeviceDraw draw_on_device() override;
   void observe_on_device(const DeviceObservation& observation) override;
   const double* device_lr_multiplier() const override;
   double max_lr_multiplier() const override { return options_.gain_ratio.max; }
 
-  // The host interface: draw() runs the device draw in a scratch arena and copies it back; observe()
+  // The host interface: draw() prepares and runs the device draw and copies it back; observe()
   // cannot be served (the gain ratio needs the step's dlogits) and throws; lr_multiplier() reads r̂ back.
   void draw(int64_t step, int batch, std::vector<int32_t>& indices, std::vector<float>& weights) override;
   void observe(const Observation& observation) override;
@@ -78,10 +84,13 @@ class DeviceRaisSampler : public Sampler {
   int64_t built_at_ = -1;
   std::vector<double> c_, d_;  // the (c, d) in use (on the device in c_device_, d_device_)
 
-  // On the device: per example; p's alias table; (c, d); the gain ratio; the record ring.
+  // On the device: per example; p's alias table; (c, d); the gain ratio; the record ring; the prepared
+  // step's number and first record slot (kernels read them there); its draw.
   Tensor last_norm_, last_seen_, features_, p_, prob_, alias_, workspace_;
   Tensor c_device_, d_device_, gain_, one_;
   Tensor record_features_, record_norms_, record_weights_;
+  Tensor counters_;  // int64 {step, first record}
+  Tensor indices_, weights_;
   int64_t capacity_ = 0, records_written_ = 0;
   std::unique_ptr<UploadRing> uploads_;
   std::vector<int32_t> host_indices_;

@@ -252,7 +252,7 @@ int64_t steps_per_epoch(int64_t n, int64_t batch) {
 void compute_features(const float* last_norm, const int64_t* last_seen, int64_t n, int64_t step,
                       int64_t steps_per_epoch, float* features) {
   static_assert(kFeatureCount == 4, "rais_features writes 4 features per example");
-  cpu::rais_features(n, last_norm, last_seen, step, steps_per_epoch, features);
+  cpu::rais_features(n, last_norm, last_seen, &step, steps_per_epoch, features);
 }
 
 void feature_sums(const float* last_norm, const int64_t* last_seen, int64_t n, int64_t step, int64_t steps_per_epoch,

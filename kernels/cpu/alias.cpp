@@ -196,10 +196,10 @@ void alias_build(int64_t n, const double* weights, double* prob, int32_t* alias,
   }
 }
 
-void alias_draw(int64_t n, const double* prob, const int32_t* alias, uint64_t seed, uint64_t step, int batch,
+void alias_draw(int64_t n, const double* prob, const int32_t* alias, uint64_t seed, const int64_t* step, int batch,
                 int32_t* out) {
   for (int j = 0; j < batch; ++j) {
-    const kernels::Philox4 w = kernels::philox_block(seed, step, uint64_t(j));
+    const kernels::Philox4 w = kernels::philox_block(seed, uint64_t(step[0]), uint64_t(j));
     const uint64_t hi = (uint64_t(w.v[0]) << 32) | w.v[1];
     const uint64_t lo = (uint64_t(w.v[2]) << 32) | w.v[3];
     const uint64_t slot = mul_high(hi, uint64_t(n));

@@ -1,5 +1,5 @@
 // CPU dropout: element i is kept iff u_i ≥ p, where u_i = philox_uniform_at(seed, stream, i)
-// (kernels/philox.h), and a kept element is scaled by 1/(1 − p). Forward and backward regenerate the
+// (kernels/philox.h) and stream = (step[0] << 20) + call, and a kept element is scaled by 1/(1 − p). Forward and backward regenerate the
 // same mask from (seed, stream), so no mask is stored, and the CUDA twin draws the same numbers.
 //
 // Precondition: 0 ≤ p < 1. p = 1 (drop everything) is not supported, since the scale 1/(1 − p) is
@@ -15,12 +15,15 @@ namespace raisin::cpu {
 namespace {
 // Below this many elements a single thread is faster than a parallel region.
 constexpr int64_t kParallelMin = 1 << 14;
+
+uint64_t dropout_stream(const int64_t* step, uint32_t call) { return (uint64_t(step[0]) << 20) + call; }
 }  // namespace
 
 // One Philox block yields the uniforms of four consecutive elements (word j of block b is element
 // 4b + j, exactly as philox_uniform_at numbers them), so the loop runs over blocks.
-void dropout_forward(int64_t n, float p, uint64_t seed, uint64_t stream, const float* x, float* y) {
+void dropout_forward(int64_t n, float p, uint64_t seed, const int64_t* step, uint32_t call, const float* x, float* y) {
   const float scale = 1.0f / (1.0f - p);
+  const uint64_t stream = dropout_stream(step, call);
   const int64_t blocks = (n + 3) / 4;
 #pragma omp parallel for if (n >= kParallelMin)
   for (int64_t b = 0; b < blocks; ++b) {
@@ -34,8 +37,10 @@ void dropout_forward(int64_t n, float p, uint64_t seed, uint64_t stream, const f
 }
 
 // dx += dy / (1 − p) where the element was kept.
-void dropout_backward(int64_t n, float p, uint64_t seed, uint64_t stream, const float* dy, float* dx) {
+void dropout_backward(int64_t n, float p, uint64_t seed, const int64_t* step, uint32_t call, const float* dy,
+                      float* dx) {
   const float scale = 1.0f / (1.0f - p);
+  const uint64_t stream = dropout_stream(step, call);
   const int64_t blocks = (n + 3) / 4;
 #pragma omp parallel for if (n >= kParallelMin)
   for (int64_t b = 0; b < blocks; ++b) {

@@ -1,5 +1,5 @@
 // CPU batch assembly: gathers examples by index, applies the seeded pad-and-crop and horizontal flip
-// (draws from philox_block(seed, stream, b) for slot b, as signatures.inc documents) and normalises each
+// (draws from philox_block(seed, step[0], b) for slot b, as signatures.inc documents) and normalises each
 // channel. A 256-entry table per channel holds (p / 255 − mean[c]) · inv_std[c] for every byte p, computed
 // with exactly the float operations of the formula, so the result is the formula's to the last bit; the
 // zero padding reads entry 0.
@@ -18,14 +18,15 @@ constexpr int64_t kParallelMin = 1 << 15;
 }  // namespace
 
 void gather_batch(const kernels::GatherShape& s, const uint8_t* images, const int32_t* labels,
-                  const int32_t* indices, const float* mean, const float* inv_std, uint64_t seed, uint64_t stream,
-                  float* x, int32_t* y) {
+                  const int32_t* indices, const float* mean, const float* inv_std, uint64_t seed,
+                  const int64_t* step, float* x, int32_t* y) {
   const int C = s.channels, H = s.height, W = s.width, pad = s.pad;
   const int64_t plane = int64_t(H) * W, image = C * plane;
   std::vector<float> table(size_t(C) * 256);
   for (int c = 0; c < C; ++c)
     for (int p = 0; p < 256; ++p) table[size_t(c) * 256 + p] = (float(p) / 255.0f - mean[c]) * inv_std[c];
   const uint32_t span = uint32_t(2 * pad + 1);
+  const uint64_t stream = pad > 0 || s.flip ? uint64_t(step[0]) : 0;
 
 #pragma omp parallel for schedule(static) if (int64_t(s.batch) * image >= kParallelMin)
   for (int b = 0; b < s.batch; ++b) {

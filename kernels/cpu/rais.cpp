@@ -40,8 +40,9 @@ double tile_sum(const double* v, int64_t count) {
 
 }  // namespace
 
-void rais_features(int64_t n, const float* last_norm, const int64_t* last_seen, int64_t step,
+void rais_features(int64_t n, const float* last_norm, const int64_t* last_seen, const int64_t* step_on_device,
                    int64_t steps_per_epoch, float* features) {
+  const int64_t step = step_on_device[0];
 #pragma omp parallel for schedule(static) if (n > 8192)  // elementwise: any split gives the same features
   for (int64_t i = 0; i < n; ++i) {
     float* f = features + i * kFeatures;
@@ -116,24 +117,27 @@ void rais_distribution(int64_t n, const float* features, const double* c, const 
 }
 
 void rais_record_draws(int batch, const int32_t* indices, int64_t n, const double* p, const float* features,
-                       int64_t first_record, int64_t capacity, float* weights, float* record_features,
+                       const int64_t* first_record, int64_t capacity, float* weights, float* record_features,
                        float* record_weights) {
+  const int64_t first = first_record[0];
   for (int j = 0; j < batch; ++j) {
     const int32_t i = indices[j];
     const float omega = p ? float(1.0 / (double(n) * p[i])) : 1.0f;
     if (p) weights[j] = omega;
-    const int64_t slot = (first_record + j) % capacity;
+    const int64_t slot = (first + j) % capacity;
     for (int f = 0; f < kFeatures; ++f) record_features[slot * kFeatures + f] = features[int64_t(i) * kFeatures + f];
     record_weights[slot] = omega;
   }
 }
 
-void rais_observe(int batch, const int32_t* indices, const float* proxy_norms, int64_t step, int64_t first_record,
-                  int64_t capacity, float* record_norms, float* last_norm, int64_t* last_seen) {
-  for (int j = 0; j < batch; ++j) record_norms[(first_record + j) % capacity] = proxy_norms[j];
+void rais_observe(int batch, const int32_t* indices, const float* proxy_norms, const int64_t* step,
+                  const int64_t* first_record, int64_t capacity, float* record_norms, float* last_norm,
+                  int64_t* last_seen) {
+  const int64_t first = first_record[0], seen = step[0];
+  for (int j = 0; j < batch; ++j) record_norms[(first + j) % capacity] = proxy_norms[j];
   for (int j = 0; j < batch; ++j) {  // in order: a repeated example keeps its last draw's norm
     last_norm[indices[j]] = proxy_norms[j];
-    last_seen[indices[j]] = step;
+    last_seen[indices[j]] = seen;
   }
 }
 

@@ -13,7 +13,9 @@ void schedule_step(const kernels::LrSchedule& schedule, double epochs_per_step, 
 }
 
 void step_metrics(const kernels::LossShape& s, const float* logits, const int32_t* labels, const float* weights,
-                  const float* mean_loss, const float* lr, const double* scalars, double* row) {
+                  const float* mean_loss, const float* lr, const double* scalars, const int64_t* row_index,
+                  double* rows) {
+  double* row = rows + row_index[0] * kernels::kStepMetricCount;
   double correct = 0;  // in double, in index order (the CUDA twin adds in the same order)
   for (int j = 0; j < s.batch; ++j) {
     const float* z = logits + int64_t(j) * s.classes;

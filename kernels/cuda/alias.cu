@@ -205,10 +205,11 @@ __global__ void sweep_kernel(int64_t n, const double* q, const double* A, const 
   }
 }
 
-__global__ void draw_kernel(int64_t n, const double* prob, const int32_t* alias, uint64_t seed, uint64_t step,
+__global__ void draw_kernel(int64_t n, const double* prob, const int32_t* alias, uint64_t seed, const int64_t* step,
                             int batch, int32_t* out) {
+  const uint64_t stream = uint64_t(step[0]);
   for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < batch; j += gridDim.x * blockDim.x) {
-    const kernels::Philox4 w = kernels::philox_block(seed, step, uint64_t(j));
+    const kernels::Philox4 w = kernels::philox_block(seed, stream, uint64_t(j));
     const uint64_t hi = (uint64_t(w.v[0]) << 32) | w.v[1];
     const uint64_t lo = (uint64_t(w.v[2]) << 32) | w.v[3];
     // The high 64 bits of hi · n (n < 2^32), exactly.
@@ -260,7 +261,7 @@ void alias_build(int64_t n, const double* weights, double* prob, int32_t* alias,
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 
-void alias_draw(int64_t n, const double* prob, const int32_t* alias, uint64_t seed, uint64_t step, int batch,
+void alias_draw(int64_t n, const double* prob, const int32_t* alias, uint64_t seed, const int64_t* step, int batch,
                 int32_t* out) {
   if (batch <= 0) return;
   RAISIN_LAUNCH(draw_kernel, blocks_for(batch), kThreads, 0, current_stream())(n, prob, alias, seed, step, batch,

@@ -1,5 +1,5 @@
 // CUDA dropout, the twin of kernels/cpu/dropout.cpp: element i is kept iff
-// philox_uniform(word i % 4 of philox_block(seed, stream, i / 4)) ≥ p, and a kept element is scaled by
+// philox_uniform(word i % 4 of philox_block(seed, stream, i / 4)) ≥ p with stream = (step[0] << 20) + call, and a kept element is scaled by
 // 1/(1 − p). The same Philox stream as the CPU, so both backends drop exactly the same elements.
 //
 // Launch shape: one thread per group of four consecutive elements (one Philox block), grid-stride.
@@ -23,8 +23,13 @@ int blocks_for(int64_t groups) {
   return int(blocks < 65535 ? (blocks > 0 ? blocks : 1) : 65535);
 }
 
-__global__ void dropout_forward_kernel(int64_t n, float p, float scale, uint64_t seed, uint64_t stream,
-                                       const float* x, float* y) {
+__device__ __forceinline__ uint64_t dropout_stream(const int64_t* step, uint32_t call) {
+  return (uint64_t(step[0]) << 20) + call;
+}
+
+__global__ void dropout_forward_kernel(int64_t n, float p, float scale, uint64_t seed, const int64_t* step,
+                                       uint32_t call, const float* x, float* y) {
+  const uint64_t stream = dropout_stream(step, call);
   const int64_t groups = (n + 3) / 4;
   for (int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; g < groups; g += int64_t(gridDim.x) * blockDim.x) {
     const kernels::Philox4 r = kernels::philox_block(seed, stream, uint64_t(g));
@@ -37,8 +42,9 @@ __global__ void dropout_forward_kernel(int64_t n, float p, float scale, uint64_t
 }
 
 // dx += dy / (1 − p) where the element was kept.
-__global__ void dropout_backward_kernel(int64_t n, float p, float scale, uint64_t seed, uint64_t stream,
-                                        const float* dy, float* dx) {
+__global__ void dropout_backward_kernel(int64_t n, float p, float scale, uint64_t seed, const int64_t* step,
+                                        uint32_t call, const float* dy, float* dx) {
+  const uint64_t stream = dropout_stream(step, call);
   const int64_t groups = (n + 3) / 4;
   for (int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; g < groups; g += int64_t(gridDim.x) * blockDim.x) {
     const kernels::Philox4 r = kernels::philox_block(seed, stream, uint64_t(g));
@@ -53,19 +59,20 @@ __global__ void dropout_backward_kernel(int64_t n, float p, float scale, uint64_
 }  // namespace
 
 // Precondition as on the CPU: 0 ≤ p < 1. The scale is computed on the host with the CPU's expression.
-void dropout_forward(int64_t n, float p, uint64_t seed, uint64_t stream, const float* x, float* y) {
+void dropout_forward(int64_t n, float p, uint64_t seed, const int64_t* step, uint32_t call, const float* x, float* y) {
   if (n <= 0) return;
   const float scale = 1.0f / (1.0f - p);
   RAISIN_LAUNCH(dropout_forward_kernel, blocks_for((n + 3) / 4), kThreads, 0, current_stream())(n, p, scale, seed,
-                                                                                               stream, x, y);
+                                                                                               step, call, x, y);
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 
-void dropout_backward(int64_t n, float p, uint64_t seed, uint64_t stream, const float* dy, float* dx) {
+void dropout_backward(int64_t n, float p, uint64_t seed, const int64_t* step, uint32_t call, const float* dy,
+                      float* dx) {
   if (n <= 0) return;
   const float scale = 1.0f / (1.0f - p);
   RAISIN_LAUNCH(dropout_backward_kernel, blocks_for((n + 3) / 4), kThreads, 0, current_stream())(n, p, scale, seed,
-                                                                                                stream, dy, dx);
+                                                                                                step, call, dy, dx);
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 

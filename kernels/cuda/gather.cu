@@ -1,6 +1,6 @@
 // CUDA batch assembly, the twin of kernels/cpu/gather.cpp: gathers images of a uint8 dataset held on the
 // device by index, applies the seeded pad-and-crop and horizontal flip (slot b draws from
-// philox_block(seed, stream, b), as signatures.inc documents) and normalises each channel:
+// philox_block(seed, step[0], b), as signatures.inc documents) and normalises each channel:
 // x = (pixel / 255 − mean[c]) · inv_std[c], the CPU's float operations (its lookup table holds exactly
 // these values, and the zero padding reads the value of pixel 0), so both backends agree bit for bit.
 //
@@ -24,8 +24,9 @@ constexpr int kMaxGridY = 65535;
 
 __global__ void gather_batch_kernel(kernels::GatherShape s, const uint8_t* images, const int32_t* labels,
                                     const int32_t* indices, const float* mean, const float* inv_std, uint64_t seed,
-                                    uint64_t stream, float* x, int32_t* y) {
+                                    const int64_t* step, float* x, int32_t* y) {
   const int C = s.channels, H = s.height, W = s.width, pad = s.pad;
+  const uint64_t stream = pad > 0 || s.flip ? uint64_t(step[0]) : 0;
   const int64_t plane = int64_t(H) * W, image = C * plane;
   for (int b = blockIdx.y; b < s.batch; b += gridDim.y) {
     const int64_t i = indices[b];
@@ -55,15 +56,15 @@ __global__ void gather_batch_kernel(kernels::GatherShape s, const uint8_t* image
 }  // namespace
 
 void gather_batch(const kernels::GatherShape& s, const uint8_t* images, const int32_t* labels,
-                  const int32_t* indices, const float* mean, const float* inv_std, uint64_t seed, uint64_t stream,
-                  float* x, int32_t* y) {
+                  const int32_t* indices, const float* mean, const float* inv_std, uint64_t seed,
+                  const int64_t* step, float* x, int32_t* y) {
   if (s.batch <= 0) return;
   const int64_t image = int64_t(s.channels) * s.height * s.width;
   const int64_t per_block = int64_t(kThreads) * kElementsPerThread;
   const int64_t blocks_x = (image + per_block - 1) / per_block;
   const dim3 grid(unsigned(blocks_x > 0 ? blocks_x : 1), unsigned(s.batch < kMaxGridY ? s.batch : kMaxGridY));
   RAISIN_LAUNCH(gather_batch_kernel, grid, kThreads, 0, current_stream())(s, images, labels, indices, mean, inv_std,
-                                                                          seed, stream, x, y);
+                                                                          seed, step, x, y);
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -34,8 +34,9 @@ int blocks_for(int64_t items) {
 // a·b rounded on its own: nvcc may not contract it with the sum it feeds (the CPU twin does not).
 __device__ __forceinline__ double mul(double a, double b) { return __dmul_rn(a, b); }
 
-__global__ void features_kernel(int64_t n, const float* last_norm, const int64_t* last_seen, int64_t step,
+__global__ void features_kernel(int64_t n, const float* last_norm, const int64_t* last_seen, const int64_t* step_at,
                                 int64_t steps_per_epoch, float* features) {
+  const int64_t step = step_at[0];
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const float x = last_norm[i];
     const float norm = (x > 0.0f) & (x <= FLT_MAX) ? x : 0.0f;  // NaN, ±inf, negative → 0
@@ -149,13 +150,14 @@ __global__ void finish_kernel(int64_t n, const double* scalars, double* p) {
 }
 
 __global__ void record_draws_kernel(int batch, const int32_t* indices, int64_t n, const double* p,
-                                    const float* features, int64_t first_record, int64_t capacity, float* weights,
-                                    float* record_features, float* record_weights) {
+                                    const float* features, const int64_t* first_record, int64_t capacity,
+                                    float* weights, float* record_features, float* record_weights) {
+  const int64_t first = first_record[0];
   for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < batch; j += gridDim.x * blockDim.x) {
     const int32_t i = indices[j];
     const float omega = p ? float(1.0 / (double(n) * p[i])) : 1.0f;
     if (p) weights[j] = omega;
-    const int64_t slot = (first_record + j) % capacity;
+    const int64_t slot = (first + j) % capacity;
     for (int f = 0; f < kFeatures; ++f) record_features[slot * kFeatures + f] = features[int64_t(i) * kFeatures + f];
     record_weights[slot] = omega;
   }
@@ -163,11 +165,12 @@ __global__ void record_draws_kernel(int batch, const int32_t* indices, int64_t n
 
 // A thread per draw j; only the last draw of an example writes its state (no j' > j with the same index),
 // so the result does not depend on the order in which threads run. O(batch²) comparisons in all.
-__global__ void observe_kernel(int batch, const int32_t* indices, const float* proxy_norms, int64_t step,
-                               int64_t first_record, int64_t capacity, float* record_norms, float* last_norm,
+__global__ void observe_kernel(int batch, const int32_t* indices, const float* proxy_norms, const int64_t* step_at,
+                               const int64_t* first_record, int64_t capacity, float* record_norms, float* last_norm,
                                int64_t* last_seen) {
+  const int64_t step = step_at[0], first = first_record[0];
   for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < batch; j += gridDim.x * blockDim.x) {
-    record_norms[(first_record + j) % capacity] = proxy_norms[j];
+    record_norms[(first + j) % capacity] = proxy_norms[j];
     const int32_t i = indices[j];
     bool last = true;
     for (int later = j + 1; later < batch && last; ++later) last = indices[later] != i;
@@ -228,7 +231,7 @@ __global__ void gain_ratio_kernel(int batch, int classes, const float* proxy_nor
 
 }  // namespace
 
-void rais_features(int64_t n, const float* last_norm, const int64_t* last_seen, int64_t step,
+void rais_features(int64_t n, const float* last_norm, const int64_t* last_seen, const int64_t* step,
                    int64_t steps_per_epoch, float* features) {
   if (n <= 0) return;
   RAISIN_LAUNCH(features_kernel, blocks_for(n), kThreads, 0, current_stream())(n, last_norm, last_seen, step,
@@ -263,7 +266,7 @@ void rais_distribution(int64_t n, const float* features, const double* c, const 
 }
 
 void rais_record_draws(int batch, const int32_t* indices, int64_t n, const double* p, const float* features,
-                       int64_t first_record, int64_t capacity, float* weights, float* record_features,
+                       const int64_t* first_record, int64_t capacity, float* weights, float* record_features,
                        float* record_weights) {
   if (batch <= 0) return;
   RAISIN_LAUNCH(record_draws_kernel, blocks_for(batch), kThreads, 0, current_stream())(
@@ -271,8 +274,9 @@ void rais_record_draws(int batch, const int32_t* indices, int64_t n, const doubl
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 
-void rais_observe(int batch, const int32_t* indices, const float* proxy_norms, int64_t step, int64_t first_record,
-                  int64_t capacity, float* record_norms, float* last_norm, int64_t* last_seen) {
+void rais_observe(int batch, const int32_t* indices, const float* proxy_norms, const int64_t* step,
+                  const int64_t* first_record, int64_t capacity, float* record_norms, float* last_norm,
+                  int64_t* last_seen) {
   if (batch <= 0) return;
   RAISIN_LAUNCH(observe_kernel, blocks_for(batch), kThreads, 0, current_stream())(
       batch, indices, proxy_norms, step, first_record, capacity, record_norms, last_norm, last_seen);

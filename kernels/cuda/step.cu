@@ -31,7 +31,7 @@ __global__ void schedule_step_kernel(kernels::LrSchedule schedule, double epochs
 // ω or 0 in shared memory; thread 0 adds the tile's entries in order, tile after tile.
 __global__ void step_metrics_kernel(kernels::LossShape s, const float* logits, const int32_t* labels,
                                     const float* weights, const float* mean_loss, const float* lr,
-                                    const double* scalars, double* row) {
+                                    const double* scalars, const int64_t* row_index, double* rows) {
   __shared__ double hit_weight[kMetricThreads];
   const int t = int(threadIdx.x);
   double correct = 0;  // thread 0's running sum
@@ -54,6 +54,7 @@ __global__ void step_metrics_kernel(kernels::LossShape s, const float* logits, c
     __syncthreads();
   }
   if (t == 0) {
+    double* row = rows + row_index[0] * kernels::kStepMetricCount;
     row[kernels::kMetricLoss] = mean_loss[0];
     row[kernels::kMetricAccuracy] = correct / s.batch;
     row[kernels::kMetricLr] = lr[0];
@@ -72,9 +73,10 @@ void schedule_step(const kernels::LrSchedule& schedule, double epochs_per_step, 
 }
 
 void step_metrics(const kernels::LossShape& s, const float* logits, const int32_t* labels, const float* weights,
-                  const float* mean_loss, const float* lr, const double* scalars, double* row) {
+                  const float* mean_loss, const float* lr, const double* scalars, const int64_t* row_index,
+                  double* rows) {
   RAISIN_LAUNCH(step_metrics_kernel, 1, kMetricThreads, 0, current_stream())(s, logits, labels, weights, mean_loss,
-                                                                              lr, scalars, row);
+                                                                              lr, scalars, row_index, rows);
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -96,9 +96,12 @@ TEST_F(CudaParity, AliasDrawMatchesCpu) {
       SCOPED_TRACE(::testing::Message() << "n " << n << " seed " << seed << " step " << step);
       for (int batch : {1, 1000}) {
         std::vector<int32_t> expected(static_cast<size_t>(batch));
-        cpu::alias_draw(int64_t(n), table.prob.data(), table.alias.data(), seed, step, batch, expected.data());
+        const int64_t step_in_memory = int64_t(step);
+        cpu::alias_draw(int64_t(n), table.prob.data(), table.alias.data(), seed, &step_in_memory, batch,
+                        expected.data());
         DeviceBuffer<int32_t> out(static_cast<size_t>(batch));
-        cuda::alias_draw(int64_t(n), prob.ptr, alias.ptr, seed, step, batch, out.ptr);
+        DeviceBuffer<int64_t> dev_step(std::vector<int64_t>{step_in_memory});
+        cuda::alias_draw(int64_t(n), prob.ptr, alias.ptr, seed, dev_step.ptr, batch, out.ptr);
         EXPECT_EQ(out.host(), expected);
       }
     }
@@ -125,7 +128,8 @@ TEST_F(CudaParity, AliasDrawFrequenciesMatchP) {
   int64_t done = 0;
   for (uint64_t step = 0; done < kDraws; ++step) {
     const int take = int(std::min<int64_t>(kBatch, kDraws - done));
-    cuda::alias_draw(kItems, table.prob.ptr, table.alias.ptr, 0x5eed, step, take, out.ptr);
+    DeviceBuffer<int64_t> dev_step(std::vector<int64_t>{int64_t(step)});
+    cuda::alias_draw(kItems, table.prob.ptr, table.alias.ptr, 0x5eed, dev_step.ptr, take, out.ptr);
     const std::vector<int32_t> draws = out.host();
     for (int j = 0; j < take; ++j) {
       ASSERT_GE(draws[size_t(j)], 0);

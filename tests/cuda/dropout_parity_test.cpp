@@ -20,8 +20,11 @@ using test::all_close;
 using test::random_floats;
 using test::to_double;
 
-// Seeds and streams with both 32-bit halves set, so that a kernel dropping the high words is caught.
-constexpr uint64_t kSeed = 0x123456789abcdef0ull, kStream = 0xfedcba9876543210ull;
+// A seed and a stream ((step << 20) + call) with both 32-bit halves set, so that a kernel dropping the
+// high words is caught.
+constexpr uint64_t kSeed = 0x123456789abcdef0ull;
+constexpr int64_t kTrainingStep = 0xfedcba9876;
+constexpr uint32_t kCall = 3;
 
 // Sizes around the four-element Philox groups and the 256-thread blocks, and a partial last block.
 const int64_t kSizes[] = {1, 3, 4, 5, 1023, 1024, 1029, 100003};
@@ -33,9 +36,10 @@ TEST_F(CudaParity, DropoutForwardMatchesCpuBitForBit) {
       SCOPED_TRACE(::testing::Message() << "n=" << n << " p=" << p);
       const std::vector<float> x = random_floats(n, uint64_t(n), 0.5f, 1.5f);  // nonzero: 0 means dropped
       std::vector<float> expected(n);
-      cpu::dropout_forward(n, p, kSeed, kStream, x.data(), expected.data());
+      cpu::dropout_forward(n, p, kSeed, &kTrainingStep, kCall, x.data(), expected.data());
       DeviceBuffer<float> dev_x(x), dev_y(n);
-      cuda::dropout_forward(n, p, kSeed, kStream, dev_x.ptr, dev_y.ptr);
+      DeviceBuffer<int64_t> dev_step(std::vector<int64_t>{kTrainingStep});
+      cuda::dropout_forward(n, p, kSeed, dev_step.ptr, kCall, dev_x.ptr, dev_y.ptr);
       const std::vector<float> actual = dev_y.host();
       EXPECT_TRUE(all_close("dropout y", actual, to_double(expected), 0, 0));
       if (n == 100003) {  // the comparison means something only if the mask is not trivial
@@ -50,14 +54,23 @@ TEST_F(CudaParity, DropoutMaskFollowsSeedAndStreamAsCpu) {
   const int64_t n = 4099;
   const std::vector<float> x = random_floats(n, 7, 0.5f, 1.5f);
   DeviceBuffer<float> dev_x(x), dev_y(n);
-  const std::pair<uint64_t, uint64_t> seed_streams[] = {
-      {kSeed, kStream}, {kSeed + 1, kStream}, {kSeed, kStream + 1}, {kSeed, kStream ^ (uint64_t(1) << 40)}};
-  for (const auto& [seed, stream] : seed_streams) {
+  struct Key {
+    uint64_t seed;
+    int64_t step;
+    uint32_t call;
+  };
+  const Key keys[] = {{kSeed, kTrainingStep, kCall},
+                      {kSeed + 1, kTrainingStep, kCall},
+                      {kSeed, kTrainingStep, kCall + 1},
+                      {kSeed, kTrainingStep + 1, kCall},
+                      {kSeed, kTrainingStep ^ (int64_t(1) << 20), kCall}};
+  for (const Key& key : keys) {
     std::vector<float> expected(n);
-    cpu::dropout_forward(n, 0.5f, seed, stream, x.data(), expected.data());
-    cuda::dropout_forward(n, 0.5f, seed, stream, dev_x.ptr, dev_y.ptr);
+    cpu::dropout_forward(n, 0.5f, key.seed, &key.step, key.call, x.data(), expected.data());
+    DeviceBuffer<int64_t> dev_step(std::vector<int64_t>{key.step});
+    cuda::dropout_forward(n, 0.5f, key.seed, dev_step.ptr, key.call, dev_x.ptr, dev_y.ptr);
     EXPECT_TRUE(all_close("dropout y", dev_y.host(), to_double(expected), 0, 0))
-        << "seed " << seed << " stream " << stream;
+        << "seed " << key.seed << " step " << key.step << " call " << key.call;
   }
 }
 
@@ -67,12 +80,13 @@ TEST_F(CudaParity, DropoutBackwardAccumulatesAsCpu) {
       SCOPED_TRACE(::testing::Message() << "n=" << n << " p=" << p);
       const std::vector<float> dy = random_floats(n, uint64_t(n) + 1);
       DeviceBuffer<float> dev_dy(dy);
+      DeviceBuffer<int64_t> dev_step(std::vector<int64_t>{kTrainingStep});
       const std::vector<float> zeros(n, 0.0f), before = random_floats(n, uint64_t(n) + 2);
       for (const std::vector<float>* start : {&zeros, &before}) {
         std::vector<float> expected = *start;
-        cpu::dropout_backward(n, p, kSeed, kStream, dy.data(), expected.data());
+        cpu::dropout_backward(n, p, kSeed, &kTrainingStep, kCall, dy.data(), expected.data());
         DeviceBuffer<float> dev_dx(*start);
-        cuda::dropout_backward(n, p, kSeed, kStream, dev_dy.ptr, dev_dx.ptr);
+        cuda::dropout_backward(n, p, kSeed, dev_step.ptr, kCall, dev_dy.ptr, dev_dx.ptr);
         const double tolerance = start == &zeros ? 0.0 : 1e-6;
         EXPECT_TRUE(all_close("dropout dx", dev_dx.host(), to_double(expected), tolerance, tolerance));
       }

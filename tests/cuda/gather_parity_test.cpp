@@ -53,12 +53,14 @@ TEST_F(CudaParity, GatherBatchMatchesCpuBitForBit) {
       SCOPED_TRACE(::testing::Message() << "seed " << philox_seed << " stream " << stream);
       std::vector<float> expected_x(s.batch * image);
       std::vector<int32_t> expected_y(s.batch);
+      const int64_t step = int64_t(stream);
       cpu::gather_batch(s, images.data(), labels.data(), indices.data(), mean.data(), inv_std.data(), philox_seed,
-                        stream, expected_x.data(), expected_y.data());
+                        &step, expected_x.data(), expected_y.data());
+      DeviceBuffer<int64_t> dev_step(std::vector<int64_t>{step});
       DeviceBuffer<float> dev_x(s.batch * image);  // poisoned until written
       DeviceBuffer<int32_t> dev_y(s.batch);
       cuda::gather_batch(s, dev_images.ptr, dev_labels.ptr, dev_indices.ptr, dev_mean.ptr, dev_inv_std.ptr,
-                         philox_seed, stream, dev_x.ptr, dev_y.ptr);
+                         philox_seed, dev_step.ptr, dev_x.ptr, dev_y.ptr);
       EXPECT_TRUE(all_close("x", dev_x.host(), to_double(expected_x), 0, 0));
       EXPECT_EQ(dev_y.host(), expected_y);
     }

@@ -42,7 +42,7 @@ ExampleState random_state(int64_t n, int64_t step, uint64_t seed) {
 std::vector<float> cpu_features(const ExampleState& s, int64_t step, int64_t spe) {
   const int64_t n = int64_t(s.last_norm.size());
   std::vector<float> f(size_t(n * kF));
-  cpu::rais_features(n, s.last_norm.data(), s.last_seen.data(), step, spe, f.data());
+  cpu::rais_features(n, s.last_norm.data(), s.last_seen.data(), &step, spe, f.data());
   return f;
 }
 
@@ -53,7 +53,8 @@ TEST_F(CudaParity, RaisFeaturesMatchCpuBitForBit) {
     DeviceBuffer<float> last_norm(s.last_norm);
     DeviceBuffer<int64_t> last_seen(s.last_seen);
     DeviceBuffer<float> features(size_t(n * kF));
-    cuda::rais_features(n, last_norm.ptr, last_seen.ptr, step, spe, features.ptr);
+    DeviceBuffer<int64_t> dev_step(std::vector<int64_t>{step});
+    cuda::rais_features(n, last_norm.ptr, last_seen.ptr, dev_step.ptr, spe, features.ptr);
     const std::vector<float> expected = cpu_features(s, step, spe), actual = features.host();
     for (size_t e = 0; e < expected.size(); ++e) ASSERT_EQ(actual[e], expected[e]) << "n " << n << " value " << e;
   }
@@ -100,15 +101,16 @@ TEST_F(CudaParity, RaisRecordDrawsMatchCpu) {
   DeviceBuffer<double> dev_p(p);
   DeviceBuffer<float> dev_features(features);
   DeviceBuffer<int32_t> dev_indices(indices);
+  DeviceBuffer<int64_t> dev_first(std::vector<int64_t>{first});
   for (bool importance : {true, false}) {
     SCOPED_TRACE(importance ? "with p" : "p null");
     const std::vector<float> records(size_t(capacity * kF), -1.0f), record_weights(size_t(capacity), -1.0f);
     std::vector<float> weights(size_t(batch), -1.0f), cpu_records = records, cpu_record_weights = record_weights;
-    cpu::rais_record_draws(batch, indices.data(), n, importance ? p.data() : nullptr, features.data(), first, capacity,
+    cpu::rais_record_draws(batch, indices.data(), n, importance ? p.data() : nullptr, features.data(), &first, capacity,
                            weights.data(), cpu_records.data(), cpu_record_weights.data());
     DeviceBuffer<float> dev_weights(std::vector<float>(size_t(batch), -1.0f)), dev_records(records),
         dev_record_weights(record_weights);
-    cuda::rais_record_draws(batch, dev_indices.ptr, n, importance ? dev_p.ptr : nullptr, dev_features.ptr, first,
+    cuda::rais_record_draws(batch, dev_indices.ptr, n, importance ? dev_p.ptr : nullptr, dev_features.ptr, dev_first.ptr,
                             capacity, dev_weights.ptr, dev_records.ptr, dev_record_weights.ptr);
     EXPECT_EQ(dev_weights.host(), weights);
     EXPECT_EQ(dev_records.host(), cpu_records);
@@ -127,9 +129,10 @@ TEST_F(CudaParity, RaisObserveMatchesCpuWithRepeatedExamples) {
     DeviceBuffer<int32_t> dev_indices(indices);
     DeviceBuffer<float> dev_norms(norms), dev_record_norms(record_norms), dev_last_norm(last_norm);
     DeviceBuffer<int64_t> dev_last_seen(last_seen);
-    cpu::rais_observe(batch, indices.data(), norms.data(), step, first, capacity, record_norms.data(),
+    DeviceBuffer<int64_t> dev_step(std::vector<int64_t>{step}), dev_first(std::vector<int64_t>{first});
+    cpu::rais_observe(batch, indices.data(), norms.data(), &step, &first, capacity, record_norms.data(),
                       last_norm.data(), last_seen.data());
-    cuda::rais_observe(batch, dev_indices.ptr, dev_norms.ptr, step, first, capacity, dev_record_norms.ptr,
+    cuda::rais_observe(batch, dev_indices.ptr, dev_norms.ptr, dev_step.ptr, dev_first.ptr, capacity, dev_record_norms.ptr,
                        dev_last_norm.ptr, dev_last_seen.ptr);
     EXPECT_EQ(dev_record_norms.host(), record_norms);
     EXPECT_EQ(dev_last_norm.host(), last_norm);

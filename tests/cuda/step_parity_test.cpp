@@ -6,6 +6,7 @@
 // without weights: the row must equal the CPU's bit for bit (the accuracy is summed in the same order).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -95,15 +96,21 @@ TEST_F(CudaParity, StepMetricsMatchesCpu) {
         const std::vector<int32_t> labels = test::random_ints(size_t(s.batch), 3, s.classes < 3 ? s.classes : 3);
         const std::vector<float> weights = test::random_floats(size_t(s.batch), 4, 0.1f, 5.0f);
         double row[kernels::kStepMetricCount];
+        const int64_t first_row = 0, second_row = 1;
         cpu::step_metrics(s, logits.data(), labels.data(), weighted ? weights.data() : nullptr, &mean_loss, &lr,
-                          scalars, row);
+                          scalars, &first_row, row);
         DeviceBuffer<float> dev_logits(logits), dev_weights(weights);
         DeviceBuffer<int32_t> dev_labels(labels);
-        DeviceBuffer<double> dev_row(size_t(kernels::kStepMetricCount));
+        // The GPU writes the second row of two, as told by the index in device memory.
+        DeviceBuffer<double> dev_rows(size_t(2 * kernels::kStepMetricCount));
+        DeviceBuffer<int64_t> dev_row_index(std::vector<int64_t>{second_row});
         cuda::step_metrics(s, dev_logits.ptr, dev_labels.ptr, weighted ? dev_weights.ptr : nullptr, dev_loss.ptr,
-                           dev_lr.ptr, dev_scalars.ptr, dev_row.ptr);
-        const std::vector<double> gpu_row = dev_row.host();
-        for (int k = 0; k < kernels::kStepMetricCount; ++k) EXPECT_EQ(gpu_row[k], row[k]) << "metric " << k;
+                           dev_lr.ptr, dev_scalars.ptr, dev_row_index.ptr, dev_rows.ptr);
+        const std::vector<double> gpu_rows = dev_rows.host();
+        for (int k = 0; k < kernels::kStepMetricCount; ++k) {
+          EXPECT_EQ(gpu_rows[kernels::kStepMetricCount + k], row[k]) << "metric " << k;
+          EXPECT_TRUE(std::isnan(gpu_rows[k])) << "the first row is not the step's";
+        }
         if (s.batch >= 256) {
           EXPECT_GT(row[kernels::kMetricAccuracy], 0.0);  // some rows were right
         }

@@ -81,14 +81,15 @@ void drive(rais::DeviceRaisSampler& sampler, Device device, int64_t first, int64
   std::vector<float> norms, dlogits;
   for (int64_t step = first; step < last; ++step) {
     arena.reset();
-    const DeviceDraw drawn = sampler.draw_on_device(step, batch, arena);
+    sampler.prepare_on_device(step, batch);
+    const DeviceDraw drawn = sampler.draw_on_device();
     trace.indices.push_back(host(drawn.indices, &Tensor::i32));
     trace.weights.push_back(drawn.weights.defined() ? host(drawn.weights, &Tensor::f32) : std::vector<float>());
     double multiplier = 0;
     backend(device).copy_to_host(&multiplier, sampler.device_lr_multiplier(), sizeof multiplier);
     trace.multipliers.push_back(multiplier);
     measure(trace.indices.back(), trace.weights.back(), step, norms, dlogits);
-    sampler.observe_on_device({step, drawn, on(device, arena, norms, {batch}), on(device, arena, dlogits, {batch, kClasses})});
+    sampler.observe_on_device({drawn, on(device, arena, norms, {batch}), on(device, arena, dlogits, {batch, kClasses})});
   }
 }
 
@@ -259,15 +260,34 @@ TEST_F(DeviceRais, BatchOfOneWithAHostSampler) {
   EXPECT_EQ(results.back().lr_multiplier, 1.0);
 }
 
-TEST_F(DeviceRais, RefusesTheHostObservationAndAnotherBatchSize) {
+TEST_F(DeviceRais, RefusesTheHostObservationAnotherBatchSizeAndAnUnpreparedDraw) {
   rais::DeviceRaisSampler sampler(kCount, 1, Device::cuda(0), small_options());
-  Arena arena(0, Device::cuda(0));
-  sampler.draw_on_device(0, kBatch, arena);
-  EXPECT_THROW(sampler.draw_on_device(1, kBatch + 1, arena), Error);
+  EXPECT_THROW(sampler.draw_on_device(), Error);
+  sampler.prepare_on_device(0, kBatch);
+  EXPECT_THROW(sampler.prepare_on_device(1, kBatch + 1), Error);
   const std::vector<int32_t> indices(kBatch, 0);
   EXPECT_THROW(sampler.observe({0, indices, nullptr, nullptr, 0.0}), Error);
-  Arena cpu_arena;
-  EXPECT_THROW(sampler.draw_on_device(1, kBatch, cpu_arena), Error);
+}
+
+// The form changes exactly once, where importance sampling takes over from the shuffled warm-up.
+TEST_F(DeviceRais, FormChangesWhenImportanceSamplingStarts) {
+  rais::DeviceRaisSampler sampler(kCount, 1, Device::cuda(0), small_options());
+  Arena arena(0, Device::cuda(0));
+  std::vector<float> norms, dlogits;
+  std::vector<uint64_t> forms;
+  for (int64_t step = 0; step < 40; ++step) {
+    arena.reset();
+    forms.push_back(sampler.prepare_on_device(step, kBatch));
+    const DeviceDraw drawn = sampler.draw_on_device();
+    measure(host(drawn.indices, &Tensor::i32), std::vector<float>(), step, norms, dlogits);
+    sampler.observe_on_device({drawn, on(Device::cuda(0), arena, norms, {kBatch}),
+                               on(Device::cuda(0), arena, dlogits, {kBatch, kClasses})});
+  }
+  ASSERT_NE(forms.front(), forms.back()) << "importance sampling never started";
+  int changes = 0;
+  for (size_t i = 1; i < forms.size(); ++i) changes += forms[i] != forms[i - 1];
+  EXPECT_EQ(changes, 1);
+  EXPECT_EQ(forms.back(), 1u);
 }
 
 // Training with the device sampler: a run on the device and a run on the cpu (the same sampler through

@@ -99,8 +99,8 @@ TEST(Autograd, DropoutIsIdentityInEvaluationAndSeededInTraining) {
   Context eval{.training = false};
   EXPECT_EQ(dropout(eval, x, 0.5f), x);
 
-  auto run = [&](uint64_t seed, uint64_t step) {
-    Context ctx{.seed = seed, .step = step};
+  auto run = [&](uint64_t seed, int64_t step) {
+    Context ctx{.seed = seed, .step = &step};  // the step in the cpu's device memory
     Var y = dropout(ctx, x, 0.5f);
     return std::vector<float>(y->value.f32(), y->value.f32() + 1000);
   };

@@ -133,7 +133,8 @@ TEST(AliasKernel, DrawFollowsTheDocumentedFormula) {
   for (const auto& [seed, step] : {std::pair<uint64_t, uint64_t>{0x0123456789abcdefull, 0xfedcba9876543210ull},
                                    std::pair<uint64_t, uint64_t>{5, 0}}) {
     std::vector<int32_t> out(kBatch, -1);
-    raisin::cpu::alias_draw(n, table.prob.data(), table.alias.data(), seed, step, kBatch, out.data());
+    const int64_t step_in_memory = int64_t(step);
+    raisin::cpu::alias_draw(n, table.prob.data(), table.alias.data(), seed, &step_in_memory, kBatch, out.data());
     for (int j = 0; j < kBatch; ++j) {
       const raisin::kernels::Philox4 w = raisin::kernels::philox_block(seed, step, uint64_t(j));
       const uint64_t hi = (uint64_t(w.v[0]) << 32) | w.v[1];

@@ -18,8 +18,13 @@ using raisin::test::all_close;
 using raisin::test::random_floats;
 using raisin::test::to_double;
 
-// Seeds and streams with both 32-bit halves set, so that a kernel dropping the high words is caught.
-constexpr uint64_t kSeed = 0x123456789abcdef0ull, kStream = 0xfedcba9876543210ull;
+// A seed and a stream with both 32-bit halves set, so that a kernel dropping the high words is caught:
+// the kernels take the step (here in host memory, the cpu's device memory) and the call number, and use
+// stream (step << 20) + call.
+constexpr uint64_t kSeed = 0x123456789abcdef0ull;
+constexpr int64_t kTrainingStep = 0xfedcba9876;
+constexpr uint32_t kCall = 3;
+constexpr uint64_t kStream = (uint64_t(kTrainingStep) << 20) + kCall;
 
 // Finite-difference step: dropout with a fixed mask is linear, so any step is exact up to rounding.
 constexpr double kStep = 1e-4;
@@ -33,10 +38,11 @@ std::vector<bool> reference_mask(int64_t n, float p, uint64_t seed, uint64_t str
   return keep;
 }
 
-std::vector<bool> kept_by_forward(int64_t n, float p, uint64_t seed, uint64_t stream) {
+std::vector<bool> kept_by_forward(int64_t n, float p, uint64_t seed, int64_t step = kTrainingStep,
+                                  uint32_t call = kCall) {
   const std::vector<float> x = nonzero_values(n, 1);
   std::vector<float> y(n, NAN);
-  raisin::cpu::dropout_forward(n, p, seed, stream, x.data(), y.data());
+  raisin::cpu::dropout_forward(n, p, seed, &step, call, x.data(), y.data());
   std::vector<bool> keep(n);
   for (int64_t i = 0; i < n; ++i) keep[i] = y[i] != 0.0f;
   return keep;
@@ -58,11 +64,11 @@ TEST(Dropout, ForwardMatchesPhiloxFormula) {
       SCOPED_TRACE(::testing::Message() << "n " << n << " p " << p);
       const std::vector<float> x = nonzero_values(n, 10);
       std::vector<float> y(n + 1, NAN);  // y[n] is a guard
-      raisin::cpu::dropout_forward(n, p, kSeed, kStream, x.data(), y.data());
+      raisin::cpu::dropout_forward(n, p, kSeed, &kTrainingStep, kCall, x.data(), y.data());
       EXPECT_TRUE(std::isnan(y[n])) << "dropout_forward wrote past n";
       y.pop_back();
       EXPECT_TRUE(all_close("dropout y", y, dropout_reference(to_double(x), p, kSeed, kStream), 1e-6, 0.0));
-      EXPECT_EQ(kept_by_forward(n, p, kSeed, kStream), reference_mask(n, p, kSeed, kStream));
+      EXPECT_EQ(kept_by_forward(n, p, kSeed), reference_mask(n, p, kSeed, kStream));
     }
   }
 }
@@ -73,12 +79,12 @@ TEST(Dropout, KeepsElementWhoseUniformEqualsP) {
   const int64_t n = 64, at = 37;
   const float p = philox_uniform_at(kSeed, kStream, at);
   ASSERT_GT(p, 0.0f);
-  const std::vector<bool> keep = kept_by_forward(n, p, kSeed, kStream);
+  const std::vector<bool> keep = kept_by_forward(n, p, kSeed);
   EXPECT_TRUE(keep[at]);
   EXPECT_EQ(keep, reference_mask(n, p, kSeed, kStream));
   const std::vector<float> dy(n, 1.0f);
   std::vector<float> dx(n, 0.0f);
-  raisin::cpu::dropout_backward(n, p, kSeed, kStream, dy.data(), dx.data());
+  raisin::cpu::dropout_backward(n, p, kSeed, &kTrainingStep, kCall, dy.data(), dx.data());
   EXPECT_NE(dx[at], 0.0f);
 }
 
@@ -87,7 +93,7 @@ TEST(Dropout, KeptFractionIsOneMinusP) {
   const int64_t n = 1 << 20;
   for (float p : {0.1f, 0.5f, 0.9f}) {
     SCOPED_TRACE(p);
-    const std::vector<bool> keep = kept_by_forward(n, p, 2024, 7);
+    const std::vector<bool> keep = kept_by_forward(n, p, 2024, 7, 0);
     int64_t kept = 0;
     for (bool k : keep) kept += k;
     const double mean = n * (1.0 - p), sigma = std::sqrt(n * double(p) * (1.0 - p));
@@ -98,18 +104,19 @@ TEST(Dropout, KeptFractionIsOneMinusP) {
 TEST(Dropout, SameSeedAndStreamGiveSameMaskOthersDiffer) {
   const int64_t n = 4096;
   const float p = 0.5f;
-  const std::vector<bool> mask = kept_by_forward(n, p, kSeed, kStream);
-  EXPECT_EQ(mask, kept_by_forward(n, p, kSeed, kStream));
+  const std::vector<bool> mask = kept_by_forward(n, p, kSeed);
+  EXPECT_EQ(mask, kept_by_forward(n, p, kSeed));
   // Two independent masks with p = 1/2 disagree on half the elements; require at least 40%.
   const auto disagreements = [&](const std::vector<bool>& other) {
     int64_t count = 0;
     for (int64_t i = 0; i < n; ++i) count += mask[i] != other[i];
     return count;
   };
-  EXPECT_GT(disagreements(kept_by_forward(n, p, kSeed, kStream + 1)), n * 4 / 10) << "next stream";
-  EXPECT_GT(disagreements(kept_by_forward(n, p, kSeed, kStream ^ (1ull << 40))), n * 4 / 10) << "high stream bit";
-  EXPECT_GT(disagreements(kept_by_forward(n, p, kSeed + 1, kStream)), n * 4 / 10) << "next seed";
-  EXPECT_GT(disagreements(kept_by_forward(n, p, kSeed ^ (1ull << 40), kStream)), n * 4 / 10) << "high seed bit";
+  EXPECT_GT(disagreements(kept_by_forward(n, p, kSeed, kTrainingStep, kCall + 1)), n * 4 / 10) << "next call";
+  EXPECT_GT(disagreements(kept_by_forward(n, p, kSeed, kTrainingStep ^ (int64_t(1) << 20))), n * 4 / 10) << "high stream bit";
+  EXPECT_GT(disagreements(kept_by_forward(n, p, kSeed, kTrainingStep + 1)), n * 4 / 10) << "next step";
+  EXPECT_GT(disagreements(kept_by_forward(n, p, kSeed + 1)), n * 4 / 10) << "next seed";
+  EXPECT_GT(disagreements(kept_by_forward(n, p, kSeed ^ (1ull << 40))), n * 4 / 10) << "high seed bit";
 }
 
 // dx += dy / (1 − p) exactly where the forward kept the element; the rest of dx is left unchanged.
@@ -117,13 +124,13 @@ TEST(Dropout, BackwardUsesForwardMaskAndAccumulates) {
   for (int64_t n : {int64_t(5), int64_t(1003), int64_t(100001)}) {
     SCOPED_TRACE(n);
     const float p = 0.4f;
-    const std::vector<bool> keep = kept_by_forward(n, p, kSeed, kStream);
+    const std::vector<bool> keep = kept_by_forward(n, p, kSeed);
     const std::vector<float> dy = random_floats(n, 20), before = random_floats(n, 21);
     std::vector<double> expected(n);
     for (int64_t i = 0; i < n; ++i) expected[i] = before[i] + (keep[i] ? double(dy[i]) / (1.0 - p) : 0.0);
     std::vector<float> dx = before;
     dx.push_back(-7.0f);  // a guard
-    raisin::cpu::dropout_backward(n, p, kSeed, kStream, dy.data(), dx.data());
+    raisin::cpu::dropout_backward(n, p, kSeed, &kTrainingStep, kCall, dy.data(), dx.data());
     EXPECT_EQ(dx.back(), -7.0f) << "dropout_backward wrote past n";
     dx.pop_back();
     EXPECT_TRUE(all_close("dropout dx", dx, expected, 1e-6, 1e-7));
@@ -137,10 +144,11 @@ TEST(Dropout, BackwardMatchesFiniteDifferences) {
   const std::vector<float> x = random_floats(n, 30), r = random_floats(n, 31);
   const std::vector<double> rd = to_double(r);
   const std::vector<double> expected = raisin::test::finite_difference_gradient(
-      [&](const std::vector<double>& v) { return raisin::test::dot(rd, dropout_reference(v, p, 5, 9)); },
+      [&](const std::vector<double>& v) { return raisin::test::dot(rd, dropout_reference(v, p, 5, uint64_t(9) << 20)); },
       to_double(x), kStep);
   std::vector<float> dx(n, 0.0f);
-  raisin::cpu::dropout_backward(n, p, 5, 9, r.data(), dx.data());
+  const int64_t step = 9;
+  raisin::cpu::dropout_backward(n, p, 5, &step, 0, r.data(), dx.data());
   EXPECT_TRUE(all_close("dropout dx", dx, expected, 1e-6, 1e-8));
 }
 
@@ -149,10 +157,10 @@ TEST(Dropout, ZeroProbabilityIsIdentity) {
   const int64_t n = 100001;
   const std::vector<float> x = random_floats(n, 40), dy = random_floats(n, 41), before = random_floats(n, 42);
   std::vector<float> y(n, NAN);
-  raisin::cpu::dropout_forward(n, 0.0f, kSeed, kStream, x.data(), y.data());
+  raisin::cpu::dropout_forward(n, 0.0f, kSeed, &kTrainingStep, kCall, x.data(), y.data());
   EXPECT_EQ(y, x);
   std::vector<float> dx = before;
-  raisin::cpu::dropout_backward(n, 0.0f, kSeed, kStream, dy.data(), dx.data());
+  raisin::cpu::dropout_backward(n, 0.0f, kSeed, &kTrainingStep, kCall, dy.data(), dx.data());
   for (int64_t i = 0; i < n; ++i) ASSERT_EQ(dx[i], before[i] + dy[i]) << "at " << i;
 }
 

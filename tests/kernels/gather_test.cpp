@@ -80,8 +80,9 @@ void run(const GatherShape& s, const Data& d, const std::vector<int32_t>& indice
          std::vector<float>& x, std::vector<int32_t>& y) {
   x.assign(size_t(s.batch) * s.channels * s.height * s.width + 1, NAN);  // x.back() is a guard
   y.assign(size_t(s.batch) + 1, -7);
+  const int64_t step = int64_t(stream);  // the kernel reads the step (its Philox stream) from device memory
   raisin::cpu::gather_batch(s, d.images.data(), d.labels.data(), indices.data(), d.mean.data(), d.inv_std.data(),
-                            seed, stream, x.data(), y.data());
+                            seed, &step, x.data(), y.data());
   EXPECT_TRUE(std::isnan(x.back())) << "gather_batch wrote past the end of x";
   EXPECT_EQ(y.back(), -7) << "gather_batch wrote past the end of y";
   x.pop_back();

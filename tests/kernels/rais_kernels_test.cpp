@@ -30,7 +30,7 @@ TEST(RaisFeatures, FollowTheSpecification) {
   const std::vector<int64_t> seen = {-1, 99, 91, 90, 0, 95, 95, 95, 95, 95, 50, 103};
   const int64_t n = int64_t(norm.size());
   std::vector<float> features(size_t(n * kF), nan);
-  cpu::rais_features(n, norm.data(), seen.data(), step, spe, features.data());
+  cpu::rais_features(n, norm.data(), seen.data(), &step, spe, features.data());
   // never, recent, recent (step − seen = 9), stale (= 10), stale; non-finite or negative norms count 0;
   // a large finite norm stays; a future step counts as recent.
   const std::vector<std::vector<float>> expected = {
@@ -143,7 +143,7 @@ TEST(RaisRecordDraws, WeightsAndRingBufferRecords) {
   for (bool importance : {true, false}) {
     SCOPED_TRACE(importance ? "with p" : "p null");
     std::vector<float> weights(size_t(batch), NAN), records(size_t(capacity * kF), -1.0f), record_w(size_t(capacity), -1.0f);
-    cpu::rais_record_draws(batch, indices.data(), n, importance ? p.data() : nullptr, features.data(), first, capacity,
+    cpu::rais_record_draws(batch, indices.data(), n, importance ? p.data() : nullptr, features.data(), &first, capacity,
                            importance ? weights.data() : nullptr, records.data(), record_w.data());
     std::vector<bool> written(size_t(capacity), false);
     for (int j = 0; j < batch; ++j) {
@@ -171,7 +171,7 @@ TEST(RaisObserve, LastDrawOfARepeatedExampleWins) {
   const std::vector<float> norms = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f};
   std::vector<float> record_norms(size_t(capacity), -1.0f), last_norm(size_t(n), -1.0f);
   std::vector<int64_t> last_seen(size_t(n), -7);
-  cpu::rais_observe(int(indices.size()), indices.data(), norms.data(), step, first, capacity, record_norms.data(),
+  cpu::rais_observe(int(indices.size()), indices.data(), norms.data(), &step, &first, capacity, record_norms.data(),
                     last_norm.data(), last_seen.data());
   EXPECT_EQ(record_norms, (std::vector<float>{0.3f, 0.4f, 0.5f, 0.6f, 0.1f, 0.2f}));
   EXPECT_EQ(last_norm, (std::vector<float>{0.4f, -1, -1, 0.6f, -1, 0.5f, -1, -1}));

@@ -100,7 +100,9 @@ struct MetricsCase {
 TEST(StepMetrics, CountsFirstMaximaWithAndWithoutWeights) {
   MetricsCase c;
   double row[kernels::kStepMetricCount];
-  cpu::step_metrics(c.shape, c.logits.data(), c.labels.data(), nullptr, &c.mean_loss, &c.lr, c.scalars, row);
+  const int64_t first_row = 0;
+  cpu::step_metrics(c.shape, c.logits.data(), c.labels.data(), nullptr, &c.mean_loss, &c.lr, c.scalars, &first_row,
+                    row);
   EXPECT_EQ(row[kernels::kMetricLoss], double(1.75f));
   EXPECT_EQ(row[kernels::kMetricAccuracy], 3.0 / 5.0);
   EXPECT_EQ(row[kernels::kMetricLr], double(0.03f));
@@ -108,7 +110,7 @@ TEST(StepMetrics, CountsFirstMaximaWithAndWithoutWeights) {
   EXPECT_EQ(row[kernels::kMetricProgress], 2.5);
 
   cpu::step_metrics(c.shape, c.logits.data(), c.labels.data(), c.weights.data(), &c.mean_loss, &c.lr, c.scalars,
-                    row);
+                    &first_row, row);
   EXPECT_EQ(row[kernels::kMetricAccuracy], (0.5 + 1.25 + 0.25) / 5.0);  // rows 0, 2 and 4
   EXPECT_EQ(row[kernels::kMetricLoss], double(1.75f));
   EXPECT_EQ(row[kernels::kMetricProgress], 2.5);
@@ -120,8 +122,21 @@ TEST(StepMetrics, SingleClassIsAlwaysRight) {
   const float mean_loss = 0, lr = 0.1f;
   const double scalars[kernels::kStepScalarCount] = {0, 1};
   double row[kernels::kStepMetricCount];
-  cpu::step_metrics({3, 1}, logits.data(), labels.data(), nullptr, &mean_loss, &lr, scalars, row);
+  const int64_t first_row = 0;
+  cpu::step_metrics({3, 1}, logits.data(), labels.data(), nullptr, &mean_loss, &lr, scalars, &first_row, row);
   EXPECT_EQ(row[kernels::kMetricAccuracy], 1.0);
+}
+
+// The row index is read from memory (a CUDA graph replays a step into the next row): only that row changes.
+TEST(StepMetrics, WritesTheRowItIsGiven) {
+  MetricsCase c;
+  std::vector<double> rows(size_t(3 * kernels::kStepMetricCount), -1.0);
+  const int64_t row_index = 2;
+  cpu::step_metrics(c.shape, c.logits.data(), c.labels.data(), nullptr, &c.mean_loss, &c.lr, c.scalars, &row_index,
+                    rows.data());
+  for (int k = 0; k < 2 * kernels::kStepMetricCount; ++k) EXPECT_EQ(rows[size_t(k)], -1.0) << k;
+  EXPECT_EQ(rows[size_t(2 * kernels::kStepMetricCount + kernels::kMetricAccuracy)], 3.0 / 5.0);
+  EXPECT_EQ(rows[size_t(2 * kernels::kStepMetricCount + kernels::kMetricProgress)], 2.5);
 }
 
 }  // namespace

@@ -47,7 +47,8 @@ Tensor random_input(int batch, const ModelInput& in, uint64_t seed) {
 }
 
 Tensor forward(Module& model, const Tensor& x, bool training) {
-  Context ctx{.training = training, .seed = 3};
+  const int64_t step = 0;  // dropout's stream, in the cpu's device memory
+  Context ctx{.training = training, .seed = 3, .step = &step};
   return model.forward(ctx, constant(x))->value;
 }
 

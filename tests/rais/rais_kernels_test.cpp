@@ -42,7 +42,7 @@ ExampleState random_state(int64_t n, int64_t step, uint64_t seed) {
 std::vector<float> kernel_features(const ExampleState& s, int64_t step, int64_t spe) {
   const int64_t n = int64_t(s.last_norm.size());
   std::vector<float> f(size_t(n * kFeatureCount), NAN);
-  cpu::rais_features(n, s.last_norm.data(), s.last_seen.data(), step, spe, f.data());
+  cpu::rais_features(n, s.last_norm.data(), s.last_seen.data(), &step, spe, f.data());
   return f;
 }
 
@@ -148,19 +148,20 @@ TEST(RaisKernels, MirrorRaisSamplerStepByStep) {
   for (int64_t step = 0; step < 40; ++step) {
     SCOPED_TRACE("step " + std::to_string(step));
     sampler.draw(step, batch, indices, sampler_weights);
-    cpu::rais_features(n, s.last_norm.data(), s.last_seen.data(), step, spe, features.data());
+    const int64_t first_record = step * batch;
+    cpu::rais_features(n, s.last_norm.data(), s.last_seen.data(), &step, spe, features.data());
     cpu::rais_distribution(n, features.data(), options.initial_c.data(), options.initial_d.data(),
                            options.uniform_share, p.data(), workspace.data());
     expect_p_close(p, sampler.probabilities());
     // The weights from the sampler's own p are its weights exactly.
-    cpu::rais_record_draws(batch, indices.data(), n, sampler.probabilities().data(), features.data(), step * batch,
+    cpu::rais_record_draws(batch, indices.data(), n, sampler.probabilities().data(), features.data(), &first_record,
                            capacity, weights.data(), record_features.data(), record_weights.data());
     ASSERT_EQ(weights, sampler_weights);
 
     const std::vector<float> norms = test::random_floats(batch, 1000 + uint64_t(step), 0.0f, 2.0f);
     const std::vector<float> dlogits = test::random_floats(size_t(batch * classes), 2000 + uint64_t(step), -0.1f, 0.1f);
     sampler.observe({step, indices, norms.data(), sampler_weights.data(), bias_gradient_sq_norm(dlogits, batch, classes)});
-    cpu::rais_observe(batch, indices.data(), norms.data(), step, step * batch, capacity, record_norms.data(),
+    cpu::rais_observe(batch, indices.data(), norms.data(), &step, &first_record, capacity, record_norms.data(),
                       s.last_norm.data(), s.last_seen.data());
     cpu::gain_ratio_update(batch, classes, norms.data(), weights.data(), dlogits.data(), hyper, gain.data());
   }
