@@ -37,6 +37,11 @@ void Tape::backward(const Var& loss) {
   entries_.clear();
 }
 
+void Context::update_host(std::function<void()> update) const {
+  if (host_updates) host_updates->push_back(std::move(update));
+  else update();
+}
+
 Tensor Context::allocate(Device device, const Shape& shape, DType dtype) const {
   if (!arena) return Tensor::empty(shape, dtype, device);
   if (!(arena->device() == device))

@@ -56,6 +56,9 @@ struct Context {
   // only by dropout in training.
   const int64_t* step = nullptr;
   uint32_t dropout_calls = 0;
+  // Where a training step's changes to host-side state (batch norm's num_batches_tracked) go, so that
+  // the trainer can make them again for each replay of a captured step; null: they are made at once.
+  std::vector<std::function<void()>>* host_updates = nullptr;
 
   // A tensor on `device` for this forward pass: from the arena (which must be on that device) or, without
   // one, from the caching allocator.
@@ -64,6 +67,8 @@ struct Context {
   bool records(std::initializer_list<const Var*> inputs) const;
   // The number of the next dropout op of this forward pass (its Philox stream is (step << 20) + call).
   uint32_t next_dropout_call() { return dropout_calls++; }
+  // Makes a change to host-side state now, or hands it to host_updates.
+  void update_host(std::function<void()> update) const;
 };
 
 }  // namespace raisin

@@ -53,7 +53,7 @@ BatchNorm2d::BatchNorm2d(int channels, float eps, float momentum) : eps(eps), mo
 
 Var BatchNorm2d::forward(Context& ctx, const Var& x) {
   Var y = batchnorm2d(ctx, x, weight, bias, running_mean, running_var, eps, momentum);
-  if (ctx.training) ++num_batches_tracked.i64()[0];
+  if (ctx.training) ctx.update_host([counter = num_batches_tracked] { ++counter.i64()[0]; });
   return y;
 }
 

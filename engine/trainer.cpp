@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "engine/backend.h"
 #include "engine/device_data.h"
@@ -169,6 +170,7 @@ LossOutput Trainer::queue_device_work() {
   const Backend& b = backend(device_);
   const int64_t* step = inputs_.i64() + kInputStep;
   arena_.reset();
+  host_updates_.clear();
   const DeviceDraw drawn = sampler_.draws_on_device()
                                ? sampler_.draw_on_device()
                                : DeviceDraw{host_indices_, weights_.empty() ? Tensor() : host_weights_};
@@ -176,7 +178,12 @@ LossOutput Trainer::queue_device_work() {
   data_.gather(arena_, drawn.indices, options_.crop_padding, options_.flip, options_.seed, step, x, y);
 
   Tape tape(&arena_);
-  Context ctx{.tape = &tape, .arena = &arena_, .training = true, .seed = options_.seed, .step = step};
+  Context ctx{.tape = &tape,
+              .arena = &arena_,
+              .training = true,
+              .seed = options_.seed,
+              .step = step,
+              .host_updates = &host_updates_};
   Var logits = model_.forward(ctx, constant(x));
   LossOutput loss = softmax_cross_entropy(ctx, logits, y, drawn.weights);
   optimizer_.zero_grad();
@@ -205,10 +212,51 @@ void Trainer::observe_on_host(int64_t step, const LossOutput& loss) {
 void Trainer::queue_step() {
   if (queued_ >= kMaxQueued) throw error("train: ", queued_, " steps queued; drain() them first");
   const int64_t step = step_ + queued_;
-  prepare(step);
-  const LossOutput loss = queue_device_work();
-  if (!sampler_.draws_on_device() && sampler_.observes()) observe_on_host(step, loss);
+  const uint64_t form = prepare(step);
+  if (!queue_as_graph(form)) {
+    const LossOutput loss = queue_device_work();
+    if (!sampler_.draws_on_device() && sampler_.observes()) observe_on_host(step, loss);
+  }
+  for (const auto& update : host_updates_) update();
   ++queued_;
+}
+
+bool Trainer::queue_as_graph(uint64_t form) {
+  const Backend& b = backend(device_);
+  if (!options_.cuda_graphs || !b.capture_graph || !graph_stats_.off_reason.empty()) return false;
+  if (!sampler_.draws_on_device() && sampler_.observes()) return false;  // it reads each step on the host
+  steps_of_form_ = form == last_form_ ? steps_of_form_ + 1 : 1;
+  last_form_ = form;
+  if (graph_ && graph_form_ != form) drop_graph();
+  if (!graph_) {
+    if (steps_of_form_ <= kEagerStepsBeforeCapture) return false;
+    std::string why;
+    graph_ = b.capture_graph([this] { queue_device_work(); }, why);
+    if (!graph_) {
+      graph_stats_.off_reason = why.empty() ? "the capture failed" : why;
+      std::fprintf(stderr, "raisin: CUDA graphs off (%s); the steps run without them\n",
+                   graph_stats_.off_reason.c_str());
+      return false;
+    }
+    graph_form_ = form;
+    ++graph_stats_.captures;
+  }
+  b.launch_graph(graph_);
+  ++graph_stats_.replays;
+  return true;
+}
+
+// The graph's work reads the arena's blocks; an eager step resets the arena, so the graph goes first.
+void Trainer::drop_graph() {
+  if (graph_) backend(device_).destroy_graph(graph_);
+  graph_ = nullptr;
+}
+
+Trainer::~Trainer() {
+  try {
+    drop_graph();
+  } catch (...) {  // a destructor cannot report a failing device; its first error has been reported
+  }
 }
 
 std::vector<StepResult> Trainer::drain() {

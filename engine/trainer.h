@@ -5,8 +5,10 @@
 // reset every step, so after the first step a step allocates nothing.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/dataset.h"
@@ -27,6 +29,7 @@ struct TrainOptions {
   uint64_t seed = 1;  // dropout and augmentation draws
   int crop_padding = 0;  // random crop after zero padding by this many pixels (0: off)
   bool flip = false;     // random horizontal flips
+  bool cuda_graphs = true;  // replay the step's device work from a CUDA graph where the device has them
 };
 
 struct StepResult {
@@ -68,6 +71,13 @@ double proxy_norms(Module& model, const Dataset& data, const Normalization& norm
 // (draw, gather, forward, loss, backward, schedule, update, metrics, observation) as kernel launches whose
 // host arguments are the same at every step of one form; whatever changes from step to step they read
 // from device memory.
+//
+// On a device with CUDA graphs the trainer runs the device work of kEagerStepsBeforeCapture steps of a
+// form as it comes (the first sets up the arena, cuDNN's plans and the caches), then captures the next
+// one into a graph and from then on replays that graph while the form stays the same (a new form, such
+// as RAIS leaving its warm-up, starts over). A host sampler that observes its steps keeps the eager path.
+// If the device refuses the capture, the step runs eagerly, the reason is printed once to stderr and
+// the run goes on without graphs; the results are the same either way.
 class Trainer {
  public:
   Trainer(Module& model, const Dataset& train, const Normalization& normalization, Sampler& sampler,
@@ -97,12 +107,26 @@ class Trainer {
   Sgd& optimizer() { return optimizer_; }
   const Arena& arena() const { return arena_; }
 
+  static constexpr int kEagerStepsBeforeCapture = 2;
+  struct GraphStats {
+    int64_t captures = 0;  // graphs captured
+    int64_t replays = 0;   // steps queued as a graph replay (the captured step included)
+    std::string off_reason;  // why graphs are not used ("" while they are, or may be)
+  };
+  const GraphStats& graph_stats() const { return graph_stats_; }
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
  private:
   // The host's share of step `step`; returns the step's form (Sampler::prepare_on_device).
   uint64_t prepare(int64_t step);
   // The step's device work, after prepare(); returns its loss (for host samplers that observe).
   LossOutput queue_device_work();
   void observe_on_host(int64_t step, const LossOutput& loss);
+  // Queues the prepared step of form `form` as a graph replay; false when it must run eagerly.
+  bool queue_as_graph(uint64_t form);
+  void drop_graph();
 
   Module& model_;
   const Dataset& train_;
@@ -126,6 +150,12 @@ class Trainer {
   Tensor host_indices_, host_weights_;  // a host sampler's draw, uploaded (int32, f32 [batch])
   const double* multiplier_ = nullptr;  // where schedule_step reads r̂ (null: fallback_multiplier_)
   double fallback_multiplier_ = 1;
+  void* graph_ = nullptr;  // the captured device work of one form (Backend::capture_graph)
+  uint64_t graph_form_ = 0, last_form_ = 0;
+  int64_t steps_of_form_ = 0;  // consecutive steps of last_form_ so far
+  GraphStats graph_stats_;
+  // The host-side changes of the step last run eagerly or captured, made once per step queued (Context).
+  std::vector<std::function<void()>> host_updates_;
   std::vector<int32_t> indices_;
   std::vector<float> weights_;
   std::vector<double> metrics_host_;

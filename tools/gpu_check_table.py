@@ -104,6 +104,11 @@ def main():
             line += (f"; raisin / torch.compile: {ours / compiled['resnet20']:.2f}x, "
                      f"{mark(ours >= compiled['resnet20'])} (>= 1x)")
         print(line)
+    for model in ("lenet5", "resnet20"):
+        if model in train and model + "_no_graphs" in train:
+            with_graphs, without = train[model][1], train[model + "_no_graphs"][1]
+            print(f"CUDA graphs, {model} batch 128: {with_graphs:.3f} ms/step replayed, {without:.3f} launched "
+                  f"kernel by kernel ({without / with_graphs:.2f}x)")
     if "resnet20_rais" in train and "resnet20_uniform_iid" in train:
         rais, iid = train["resnet20_rais"][1], train["resnet20_uniform_iid"][1]
         overhead = 100 * (rais / iid - 1)

@@ -24,6 +24,24 @@ TEST_F(DeviceCli, RaisRunStoppedAndResumedEqualsUninterrupted) {
   test::expect_resume_is_exact("device_rais", kRaisRun, {"1", "3"});
 }
 
+// --cuda-graphs off launches every kernel of every step; the default replays a captured step. Same run.
+TEST_F(DeviceCli, CudaGraphsOnAndOffTrainTheSame) {
+  const test::ScratchDir on("device_graphs_on"), off("device_graphs_off");
+  std::vector<std::string> args = {"train"};
+  args.insert(args.end(), kRaisRun.begin(), kRaisRun.end());
+  std::vector<std::string> with_graphs = args, without = args;
+  with_graphs.insert(with_graphs.end(), {"--out", on.path.string()});
+  without.insert(without.end(), {"--out", off.path.string(), "--cuda-graphs", "off"});
+  ASSERT_EQ(test::run(with_graphs), 0);
+  ASSERT_EQ(test::run(without), 0);
+  EXPECT_TRUE(test::file_bytes(on.path / "model.safetensors") == test::file_bytes(off.path / "model.safetensors"))
+      << "the final models differ";
+  const auto a = test::read_csv(on.path / "steps.csv"), b = test::read_csv(off.path / "steps.csv");
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)  // step, epoch, loss, accuracy, lr, multiplier (not the timings)
+    for (size_t c = 0; c < 6; ++c) ASSERT_EQ(a[i][c], b[i][c]) << "steps.csv row " << i << " column " << c;
+}
+
 // Each epochs.csv and train_eval.csv row is written at the first step whose progress reaches its
 // boundary, as with one step at a time, although the steps were queued in runs.
 TEST_F(DeviceCli, EvaluatesAtTheStepThatCrossesEachBoundary) {

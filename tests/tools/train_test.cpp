@@ -118,6 +118,7 @@ TEST(TrainCli, BadFlagsFailWithOneClearLine) {
   EXPECT_EQ(run({"train", "--device", "cuda", "--data", "synthetic"}), 1);  // no CUDA backend in this binary
   EXPECT_EQ(run({"train", "--device", "gpu", "--data", "synthetic"}), 1);
   EXPECT_EQ(run({"train", "--device", "cpu", "--tf32", "--data", "synthetic", "--out", out.string()}), 1);
+  EXPECT_EQ(run({"train", "--cuda-graphs", "maybe", "--data", "synthetic", "--out", out.string()}), 1);
   EXPECT_EQ(run({"train", "--resume", (out / "nothing").string()}), 1);
   EXPECT_EQ(run({"eval"}), 1);
   EXPECT_EQ(run({"frobnicate"}), 2);

@@ -60,6 +60,7 @@ void declare_train_flags(Flags& f) {
   f.add("rais-trace", "", "rais: write the records, (c, d) and every example's features and p at each PT solve into this folder (CSV; see its FORMAT.txt)");
   f.add("device", "auto", "cpu, cuda, or auto (the GPU when one can be used, else the cpu)");
   f.add_switch("tf32", "on a GPU, let GEMMs and convolutions use TF32 tensor cores (faster, ~3 fewer digits)");
+  f.add("cuda-graphs", "on", "on a GPU, capture the training step in a CUDA graph after its first steps and replay it: on, or off (launch every kernel of every step); the results are the same");
   f.add("threads", "0", "CPU threads for OpenMP and OpenBLAS (0: all cores)");
   f.add("seed", "1", "seed for initialisation, shuffling, dropout and augmentation");
   f.add("out", "runs/train", "run folder (metrics, log, checkpoints)");
@@ -188,7 +189,9 @@ RunSummary run_training(Flags& flags) {
       throw error("resume: no checkpoint at ", checkpoint_path.string(), "; give the run folder of an earlier raisin train");
     resume_metadata = read_checkpoint_metadata(checkpoint_path.string());
     for (const auto& [name, value] : flags.values()) {
-      if (name == "resume" || name == "threads" || name == "log-every" || name == "stop-after" || name == "device") continue;
+      if (name == "resume" || name == "threads" || name == "log-every" || name == "stop-after" || name == "device" ||
+          name == "cuda-graphs")
+        continue;
       if (flags.given(name))
         throw error("resume: --", name, " cannot change when resuming; the run's settings come from its checkpoint");
       flags.set(name, lookup(resume_metadata, "flag." + name, checkpoint_path.string()));
@@ -225,6 +228,9 @@ RunSummary run_training(Flags& flags) {
   options.seed = seed;
   options.crop_padding = int(flags.integer("crop-padding", 0, 64));
   options.flip = flags.on("flip");
+  const std::string graphs = flags.str("cuda-graphs");
+  if (graphs != "on" && graphs != "off") throw error("raisin train: --cuda-graphs ", graphs, " is not one of on, off");
+  options.cuda_graphs = graphs == "on";
   const std::unique_ptr<Sampler> sampler = make_sampler(flags, data.train.count, seed, *model, data, device);
   Trainer trainer(*model, data.train, data.normalization, *sampler, options);
 
