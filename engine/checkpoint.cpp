@@ -198,7 +198,12 @@ void save_checkpoint(const std::string& path, const Module& model, const Sgd* op
 
 std::vector<std::pair<std::string, std::string>> load_checkpoint(const std::string& path, Module& model,
                                                                  Sgd* optimizer, SamplerState* sampler) {
-  const safetensors::File file = safetensors::read(path);
+  return load_checkpoint(safetensors::read(path), path, model, optimizer, sampler);
+}
+
+std::vector<std::pair<std::string, std::string>> load_checkpoint(const safetensors::File& file, const std::string& path,
+                                                                 Module& model, Sgd* optimizer,
+                                                                 SamplerState* sampler) {
   const std::string format = metadata_value(file, "format");
   if (format.starts_with("raisin-checkpoint-") && format != kCheckpointFormat)
     throw error("checkpoint ", path, " has format ", format, "; this raisin reads ", kCheckpointFormat);

@@ -26,6 +26,10 @@
 
 namespace raisin {
 
+namespace safetensors {
+struct File;
+}
+
 inline constexpr const char* kCheckpointFormat = "raisin-checkpoint-1";
 inline constexpr const char* kOptimizerPrefix = "optimizer.";
 inline constexpr const char* kSamplerTensorPrefix = "optimizer.sampler.";
@@ -49,6 +53,11 @@ void save_checkpoint(const std::string& path, const Module& model, const Sgd* op
 // two shapes or dtypes) without changing anything.
 std::vector<std::pair<std::string, std::string>> load_checkpoint(const std::string& path, Module& model,
                                                                  Sgd* optimizer, SamplerState* sampler = nullptr);
+
+// The same for a safetensors file already read or parsed (safetensors::parse), `path` naming it in errors.
+std::vector<std::pair<std::string, std::string>> load_checkpoint(const safetensors::File& file, const std::string& path,
+                                                                 Module& model, Sgd* optimizer,
+                                                                 SamplerState* sampler = nullptr);
 
 // The "__metadata__" pairs of a checkpoint (after checking that the whole file is well-formed).
 std::vector<std::pair<std::string, std::string>> read_checkpoint_metadata(const std::string& path);

@@ -1,5 +1,5 @@
-// CIFAR-10 readers: the binary batches (records of 1 label byte + 3·32·32 planar pixel bytes) and the
-// C10J container (shared/data/cifar10-jpeg75/README.md): a shared JPEG header and per-record scan data,
+// CIFAR-10 readers, from files or from bytes in memory: the binary batches (records of 1 label byte +
+// 3·32·32 planar pixel bytes) and the C10J container (shared/data/cifar10-jpeg75/README.md): a shared JPEG header and per-record scan data,
 // decoded with libjpeg from memory, one decompressor per OpenMP thread. libjpeg's errors and warnings
 // (a warning is how it reports corrupt scan data) become a raisin::Error naming the record, never an
 // exit() or a silently grey image.
@@ -21,6 +21,7 @@
 #include <iomanip>
 #include <limits>
 #include <memory>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -200,6 +201,43 @@ struct Failure {
   std::string message;
 };
 
+// The number of whole records in a batch of `size` bytes; throws unless the size is a positive multiple
+// of the record size.
+uint64_t binary_records(const std::string& path, uint64_t size) {
+  if (size == 0) throw error(path, ": the CIFAR-10 batch file is empty");
+  if (size % kBinaryRecord != 0)
+    throw error(path, ": wrong record size: the file has ", size, " bytes, not a multiple of the ", kBinaryRecord,
+                "-byte CIFAR-10 record (1 label byte + 3x32x32 pixel bytes); ", size / kBinaryRecord,
+                " whole records and ", size % kBinaryRecord, " bytes left over (truncated file?)");
+  return size / kBinaryRecord;
+}
+
+// A dataset of `count` CIFAR-10 images, allocated, to be filled.
+Dataset cifar_dataset(const std::string& name, int64_t count) {
+  Dataset data;
+  data.name = name;
+  data.count = count;
+  data.channels = kChannels, data.height = kSide, data.width = kSide;
+  data.classes = kClasses;
+  data.images.resize(size_t(count * kPixels));
+  data.labels.resize(size_t(count));
+  return data;
+}
+
+// Copies n binary records into data from record `next` on; `first` numbers the first of them in its
+// file, for messages.
+void copy_binary_records(const std::string& path, const uint8_t* records, int64_t n, uint64_t first, Dataset& data,
+                         int64_t next) {
+  for (int64_t k = 0; k < n; ++k) {
+    const uint8_t* record = records + k * kBinaryRecord;
+    if (record[0] >= kClasses)
+      throw error(path, ": label out of range: record ", first + uint64_t(k), " has label ", int(record[0]),
+                  ", expected 0..", kClasses - 1);
+    data.labels[size_t(next + k)] = record[0];
+    std::memcpy(data.images.data() + (next + k) * kPixels, record + 1, size_t(kPixels));
+  }
+}
+
 }  // namespace
 
 Dataset read_cifar_binary(const std::vector<std::string>& paths) {
@@ -210,23 +248,12 @@ Dataset read_cifar_binary(const std::vector<std::string>& paths) {
   for (size_t f = 0; f < paths.size(); ++f) {
     uint64_t size = 0;
     open_file(paths[f], size);
-    if (size == 0) throw error(paths[f], ": the CIFAR-10 batch file is empty");
-    if (size % kBinaryRecord != 0)
-      throw error(paths[f], ": wrong record size: the file has ", size, " bytes, not a multiple of the ",
-                  kBinaryRecord, "-byte CIFAR-10 record (1 label byte + 3x32x32 pixel bytes); ", size / kBinaryRecord,
-                  " whole records and ", size % kBinaryRecord, " bytes left over (truncated file?)");
-    records[f] = size / kBinaryRecord;
+    records[f] = binary_records(paths[f], size);
     count += int64_t(records[f]);
   }
 
-  Dataset data;
-  data.name = paths.size() == 1 ? paths[0] : paths[0] + " (+" + std::to_string(paths.size() - 1) + " more)";
-  data.count = count;
-  data.channels = kChannels, data.height = kSide, data.width = kSide;
-  data.classes = kClasses;
-  data.images.resize(size_t(count * kPixels));
-  data.labels.resize(size_t(count));
-
+  Dataset data = cifar_dataset(
+      paths.size() == 1 ? paths[0] : paths[0] + " (+" + std::to_string(paths.size() - 1) + " more)", count);
   constexpr int64_t kChunkRecords = 1024;
   std::vector<uint8_t> chunk(size_t(kChunkRecords * kBinaryRecord));
   int64_t next = 0;
@@ -239,18 +266,18 @@ Dataset read_cifar_binary(const std::vector<std::string>& paths) {
     for (uint64_t r = 0; r < records[f]; r += kChunkRecords) {
       const int64_t n = int64_t(std::min<uint64_t>(kChunkRecords, records[f] - r));
       read_exact(file.get(), paths[f], chunk.data(), size_t(n * kBinaryRecord), size);
-      for (int64_t k = 0; k < n; ++k) {
-        const uint8_t* record = chunk.data() + k * kBinaryRecord;
-        if (record[0] >= kClasses)
-          throw error(paths[f], ": label out of range: record ", r + uint64_t(k), " has label ", int(record[0]),
-                      ", expected 0..", kClasses - 1);
-        data.labels[size_t(next)] = record[0];
-        std::memcpy(data.images.data() + next * kPixels, record + 1, size_t(kPixels));
-        ++next;
-      }
+      copy_binary_records(paths[f], chunk.data(), n, r, data, next);
+      next += n;
     }
   }
   data.class_names = read_class_names(paths[0], kClasses);
+  return data;
+}
+
+Dataset parse_cifar_binary(std::span<const uint8_t> batch, const std::string& name) {
+  const int64_t count = int64_t(binary_records(name, batch.size()));
+  Dataset data = cifar_dataset(name, count);
+  copy_binary_records(name, batch.data(), count, 0, data, 0);
   return data;
 }
 
@@ -262,6 +289,13 @@ Dataset read_c10j(const std::string& path) {
     bytes.resize(size_t(size));
     if (size > 0) read_exact(file.get(), path, bytes.data(), size_t(size), size);
   }
+  Dataset data = parse_c10j(bytes, path);
+  data.class_names = read_class_names(path, kClasses);
+  return data;
+}
+
+Dataset parse_c10j(std::span<const uint8_t> bytes, const std::string& path) {
+  const uint64_t size = bytes.size();
 
   // Header: "C10J", version 1, count, hlen, then hlen bytes of shared JPEG header.
   constexpr size_t kFixed = 16;
@@ -347,7 +381,6 @@ Dataset read_c10j(const std::string& path) {
     if (mine.record < first.record) first = mine;
   }
   if (first.record != std::numeric_limits<int64_t>::max()) throw Error(first.message);
-  data.class_names = read_class_names(path, kClasses);
   return data;
 }
 

@@ -3,6 +3,7 @@
 // malformed file is rejected with an Error naming the file and what is wrong.
 #pragma once
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,13 @@ Dataset read_idx(const std::string& images_path, const std::string& labels_path,
 Dataset read_cifar_binary(const std::vector<std::string>& paths);
 // The C10J container (shared/data/cifar10-jpeg75/README.md), decoded with libjpeg.
 Dataset read_c10j(const std::string& path);
+// Each reader's parser for the bytes of a file already in memory: the same checks and the same errors,
+// with `name` standing for the file's path in them (and as the dataset's name). Only the file readers
+// look for class names (batches.meta.txt beside the file).
+Dataset parse_idx(std::span<const uint8_t> images, std::span<const uint8_t> labels, int classes = 10,
+                  const std::string& images_name = "images", const std::string& labels_name = "labels");
+Dataset parse_cifar_binary(std::span<const uint8_t> batch, const std::string& name = "cifar batch");
+Dataset parse_c10j(std::span<const uint8_t> bytes, const std::string& name = "c10j");
 // A learnable synthetic set for tests: each class a random prototype image plus noise. Prototypes are
 // piecewise constant on a grid of at most 8x8 cells, noise is uniform in [-48, 48] per pixel (clamped),
 // labels are balanced (count/classes each, ±1) and shuffled; all drawn from Philox under `seed`.

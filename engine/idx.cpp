@@ -1,8 +1,9 @@
-// The IDX reader (MNIST, Fashion-MNIST). A file is gzip-compressed when it starts with the gzip magic
-// 1f 8b, whatever its name; then it is inflated with zlib straight into the dataset's buffers, so the
-// decompressed file never exists in memory as a whole. Every size is checked against the header before
-// anything is allocated or read, and the file must end exactly where its header says (for gzip, that
-// also verifies the CRC of the whole stream).
+// The IDX reader (MNIST, Fashion-MNIST), from files or from bytes in memory. Data is gzip-compressed
+// when it starts with the gzip magic 1f 8b, whatever its name; then it is inflated with zlib straight
+// into the dataset's buffers, so the decompressed file never exists in memory as a whole (a plain file
+// is streamed the same way). Every size is checked against the header before anything is allocated or
+// read, and the data must end exactly where its header says (for gzip, that also verifies the CRC of
+// the whole stream).
 #include <sys/stat.h>
 #include <zlib.h>
 
@@ -13,6 +14,7 @@
 #include <iomanip>
 #include <limits>
 #include <memory>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -42,7 +44,8 @@ struct FileCloser {
   void operator()(FILE* f) const { std::fclose(f); }
 };
 
-// The bytes of one IDX file, plain or gzip, read front to back.
+// The bytes of one IDX file, plain or gzip, read front to back: from a file (a plain file is streamed,
+// a gzip file is read whole and inflated) or from memory. `path` names the source in messages.
 class IdxSource {
  public:
   explicit IdxSource(const std::string& path) : path_(path) {
@@ -51,25 +54,24 @@ class IdxSource {
     struct stat st;
     if (::fstat(::fileno(file_.get()), &st) != 0) throw error(path, ": cannot stat: ", std::strerror(errno));
     if (S_ISDIR(st.st_mode)) throw error(path, ": is a directory, not an IDX file");
-    file_size_ = uint64_t(st.st_size);
+    size_ = uint64_t(st.st_size);
     uint8_t magic[2] = {0, 0};
     const size_t got = std::fread(magic, 1, 2, file_.get());
-    gzip_ = got == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-    if (gzip_) {
-      compressed_.resize(file_size_);
+    if (got == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
+      compressed_.resize(size_);
       compressed_[0] = magic[0], compressed_[1] = magic[1];
-      const size_t rest = std::fread(compressed_.data() + 2, 1, file_size_ - 2, file_.get());
+      const size_t rest = std::fread(compressed_.data() + 2, 1, size_ - 2, file_.get());
       if (std::ferror(file_.get())) throw error(path, ": read error: ", std::strerror(errno));
       compressed_.resize(2 + rest);
       file_.reset();
-      std::memset(&z_, 0, sizeof z_);
-      if (inflateInit2(&z_, 15 + 16) != Z_OK) throw error(path, ": zlib inflateInit2 failed");
-      z_open_ = true;
-      z_.next_in = compressed_.data();
-      z_.avail_in = uInt(std::min<uint64_t>(compressed_.size(), std::numeric_limits<uInt>::max()));
+      start_inflate(compressed_);
     } else {
       if (std::fseek(file_.get(), 0, SEEK_SET) != 0) throw error(path, ": cannot seek: ", std::strerror(errno));
     }
+  }
+  IdxSource(std::span<const uint8_t> bytes, const std::string& name) : path_(name), size_(bytes.size()) {
+    if (bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) start_inflate(bytes);
+    else memory_ = bytes;
   }
   ~IdxSource() {
     if (z_open_) inflateEnd(&z_);
@@ -81,15 +83,17 @@ class IdxSource {
   const std::string& path() const { return path_; }
   uint64_t position() const { return position_; }
 
-  // Upper bound on the (decompressed) size: the file size, or what deflate could possibly expand to.
-  uint64_t max_size() const { return gzip_ ? compressed_.size() * kMaxDeflateRatio + 64 : file_size_; }
+  // Upper bound on the (decompressed) size: the size, or what deflate could possibly expand to.
+  uint64_t max_size() const { return gzip_ ? gzip_data_.size() * kMaxDeflateRatio + 64 : size_; }
 
-  // The exact (decompressed) size when it is known without decompressing: plain files only.
+  // The exact (decompressed) size when it is known without decompressing: plain data only.
   bool size_known() const { return !gzip_; }
-  uint64_t size() const { return file_size_; }
+  uint64_t size() const { return size_; }
 
   // Reads up to n bytes; fewer only at the end of the data.
-  size_t read(uint8_t* dst, size_t n) { return gzip_ ? inflate_some(dst, n) : read_plain(dst, n); }
+  size_t read(uint8_t* dst, size_t n) {
+    return gzip_ ? inflate_some(dst, n) : file_ ? read_plain_file(dst, n) : read_plain_memory(dst, n);
+  }
 
   // Reads exactly n bytes of `what`; a short read is a truncated file.
   void read_exact(uint8_t* dst, size_t n, uint64_t expected_total, const std::string& what) {
@@ -110,7 +114,24 @@ class IdxSource {
   }
 
  private:
-  size_t read_plain(uint8_t* dst, size_t n) {
+  void start_inflate(std::span<const uint8_t> gzip_data) {
+    gzip_ = true;
+    gzip_data_ = gzip_data;
+    std::memset(&z_, 0, sizeof z_);
+    if (inflateInit2(&z_, 15 + 16) != Z_OK) throw error(path_, ": zlib inflateInit2 failed");
+    z_open_ = true;
+    z_.next_in = const_cast<Bytef*>(gzip_data_.data());
+    z_.avail_in = uInt(std::min<uint64_t>(gzip_data_.size(), std::numeric_limits<uInt>::max()));
+  }
+
+  size_t read_plain_memory(uint8_t* dst, size_t n) {
+    const size_t got = std::min<uint64_t>(n, memory_.size() - position_);
+    if (got > 0) std::memcpy(dst, memory_.data() + position_, got);
+    position_ += got;
+    return got;
+  }
+
+  size_t read_plain_file(uint8_t* dst, size_t n) {
     size_t total = 0;
     while (total < n) {
       const size_t got = std::fread(dst + total, 1, n - total, file_.get());
@@ -147,7 +168,7 @@ class IdxSource {
         // Output space left over means inflate wants more input: there is none when the file is cut.
         if (z_.avail_out != 0 && compressed_remaining() == 0)
           throw error(path_, ": bad gzip stream: the compressed data ends before the end of the stream "
-                             "(truncated .gz file of ", compressed_.size(), " bytes)");
+                             "(truncated .gz file of ", gzip_data_.size(), " bytes)");
       } else {
         throw error(path_, ": bad gzip stream: ", z_.msg ? z_.msg : zError(rc), " (zlib error ", rc, ")");
       }
@@ -157,7 +178,7 @@ class IdxSource {
   }
 
   size_t compressed_remaining() const {
-    return compressed_.size() - size_t(z_.next_in - static_cast<const Bytef*>(compressed_.data()));
+    return gzip_data_.size() - size_t(z_.next_in - gzip_data_.data());
   }
   // zlib takes at most 4 GiB of input per call.
   void refill() {
@@ -166,11 +187,13 @@ class IdxSource {
   }
 
   std::string path_;
-  std::unique_ptr<FILE, FileCloser> file_;
-  uint64_t file_size_ = 0;
+  std::unique_ptr<FILE, FileCloser> file_;  // a plain file being streamed
+  std::span<const uint8_t> memory_;         // plain bytes in memory
+  uint64_t size_ = 0;                       // of the file or the bytes (compressed for gzip)
   uint64_t position_ = 0;
   bool gzip_ = false;
-  std::vector<uint8_t> compressed_;
+  std::vector<uint8_t> compressed_;         // a gzip file's bytes
+  std::span<const uint8_t> gzip_data_;      // what is inflated: compressed_ or bytes in memory
   z_stream z_;
   bool z_open_ = false;
   bool finished_ = false;
@@ -208,61 +231,83 @@ void check_fits(const IdxSource& source, uint64_t expected_total, const std::str
                 ", but ", source.max_size() / kMaxDeflateRatio, " bytes of gzip data cannot hold that many");
 }
 
+
+// Images: magic, count, rows, cols, then count·rows·cols bytes.
+void read_images(IdxSource& source, Dataset& data) {
+  const std::string& path = source.path();
+  const std::vector<uint32_t> dims = read_header(source, kImagesMagic, 3, "images");
+  const uint64_t count = dims[0], rows = dims[1], cols = dims[2];
+  if (count == 0) throw error(path, ": the IDX images file holds no images (count 0)");
+  if (rows == 0 || cols == 0 || rows > 65536 || cols > 65536)
+    throw error(path, ": wrong image size: ", rows, "x", cols, " pixels");
+  if (count > (uint64_t(1) << 40) / (rows * cols))
+    throw error(path, ": implausible IDX dimensions ", count, "x", rows, "x", cols, " (over 1 TiB of pixels)");
+  const uint64_t pixels = count * rows * cols;
+  std::ostringstream what;
+  what << "16-byte header + " << count << " images of " << rows << "x" << cols;
+  const uint64_t total = 16 + pixels;
+  check_fits(source, total, what.str());
+  data.count = int64_t(count);
+  data.height = int(rows);
+  data.width = int(cols);
+  data.images.resize(pixels);
+  source.read_exact(data.images.data(), pixels, total, what.str());
+  source.expect_end(total, what.str());
+}
+
+// Labels: magic, count, then count bytes, each < classes; count must match the images'.
+void read_labels(IdxSource& source, Dataset& data, const std::string& images_path) {
+  const std::string& path = source.path();
+  const std::vector<uint32_t> dims = read_header(source, kLabelsMagic, 1, "labels");
+  const uint64_t count = dims[0];
+  if (int64_t(count) != data.count)
+    throw error(path, ": count mismatch: the labels file holds ", count, " labels but ", images_path, " holds ",
+                data.count, " images");
+  std::ostringstream what;
+  what << "8-byte header + " << count << " labels";
+  const uint64_t total = 8 + count;
+  check_fits(source, total, what.str());
+  std::vector<uint8_t> raw(count);
+  source.read_exact(raw.data(), count, total, what.str());
+  source.expect_end(total, what.str());
+  data.labels.resize(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    if (raw[i] >= data.classes)
+      throw error(path, ": label out of range: record ", i, " has label ", int(raw[i]), ", expected 0..",
+                  data.classes - 1);
+    data.labels[i] = raw[i];
+  }
+}
+
+Dataset empty_idx_dataset(const std::string& name, int classes) {
+  if (classes < 1 || classes > 256) throw error("read_idx: classes must be in [1, 256], got ", classes);
+  Dataset data;
+  data.name = name;
+  data.classes = classes;
+  data.channels = 1;
+  return data;
+}
+
 }  // namespace
 
 Dataset read_idx(const std::string& images_path, const std::string& labels_path, int classes) {
-  if (classes < 1 || classes > 256) throw error("read_idx: classes must be in [1, 256], got ", classes);
-  Dataset data;
-  data.name = images_path;
-  data.classes = classes;
-  data.channels = 1;
-
-  // Images: magic, count, rows, cols, then count·rows·cols bytes.
+  Dataset data = empty_idx_dataset(images_path, classes);
   {
-    IdxSource source(images_path);
-    const std::vector<uint32_t> dims = read_header(source, kImagesMagic, 3, "images");
-    const uint64_t count = dims[0], rows = dims[1], cols = dims[2];
-    if (count == 0) throw error(images_path, ": the IDX images file holds no images (count 0)");
-    if (rows == 0 || cols == 0 || rows > 65536 || cols > 65536)
-      throw error(images_path, ": wrong image size: ", rows, "x", cols, " pixels");
-    if (count > (uint64_t(1) << 40) / (rows * cols))
-      throw error(images_path, ": implausible IDX dimensions ", count, "x", rows, "x", cols, " (over 1 TiB of pixels)");
-    const uint64_t pixels = count * rows * cols;
-    std::ostringstream what;
-    what << "16-byte header + " << count << " images of " << rows << "x" << cols;
-    const uint64_t total = 16 + pixels;
-    check_fits(source, total, what.str());
-    data.count = int64_t(count);
-    data.height = int(rows);
-    data.width = int(cols);
-    data.images.resize(pixels);
-    source.read_exact(data.images.data(), pixels, total, what.str());
-    source.expect_end(total, what.str());
+    IdxSource images(images_path);
+    read_images(images, data);
   }
+  IdxSource labels(labels_path);
+  read_labels(labels, data, images_path);
+  return data;
+}
 
-  // Labels: magic, count, then count bytes, each < classes.
-  {
-    IdxSource source(labels_path);
-    const std::vector<uint32_t> dims = read_header(source, kLabelsMagic, 1, "labels");
-    const uint64_t count = dims[0];
-    if (int64_t(count) != data.count)
-      throw error(labels_path, ": count mismatch: the labels file holds ", count, " labels but ", images_path,
-                  " holds ", data.count, " images");
-    std::ostringstream what;
-    what << "8-byte header + " << count << " labels";
-    const uint64_t total = 8 + count;
-    check_fits(source, total, what.str());
-    std::vector<uint8_t> raw(count);
-    source.read_exact(raw.data(), count, total, what.str());
-    source.expect_end(total, what.str());
-    data.labels.resize(count);
-    for (uint64_t i = 0; i < count; ++i) {
-      if (raw[i] >= classes)
-        throw error(labels_path, ": label out of range: record ", i, " has label ", int(raw[i]),
-                    ", expected 0..", classes - 1);
-      data.labels[i] = raw[i];
-    }
-  }
+Dataset parse_idx(std::span<const uint8_t> images, std::span<const uint8_t> labels, int classes,
+                  const std::string& images_name, const std::string& labels_name) {
+  Dataset data = empty_idx_dataset(images_name, classes);
+  IdxSource images_source(images, images_name);
+  read_images(images_source, data);
+  IdxSource labels_source(labels, labels_name);
+  read_labels(labels_source, data, images_name);
   return data;
 }
 

@@ -598,19 +598,18 @@ const Entry& File::at(std::string_view name) const {
               entries.empty() ? "" : ": ", known, ")");
 }
 
-File read(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) throw file_error(path, "cannot open: ", errno_message(errno));
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) throw file_error(path, "cannot stat: ", errno_message(errno));
-  if (!S_ISREG(st.st_mode)) throw file_error(path, "not a regular file");
-  const auto file_size = static_cast<uint64_t>(st.st_size);
+namespace {
+
+// Parses a safetensors file of `file_size` bytes whose bytes read_at(offset, dst, n) copies; `path`
+// names it in messages. Each tensor's data is read once, straight into its entry.
+template <typename ReadAt>
+File parse_file(const std::string& path, uint64_t file_size, ReadAt read_at) {
   if (file_size < 8)
     throw file_error(path, "file too short (", file_size, " bytes) to be safetensors: it needs at least the "
                      "8-byte header length");
 
   unsigned char prefix[8];
-  read_exact(path, fd.get(), 0, prefix, 8);
+  read_at(0, prefix, 8);
   uint64_t header_size = 0;
   for (int k = 7; k >= 0; --k) header_size = (header_size << 8) | prefix[k];
   if (header_size > file_size - 8)
@@ -620,7 +619,7 @@ File read(const std::string& path) {
     throw file_error(path, "header length ", header_size, " exceeds the ", kMaxHeaderBytes, "-byte limit");
 
   std::string header(header_size, '\0');
-  read_exact(path, fd.get(), 8, header.data(), header.size());
+  read_at(8, header.data(), header.size());
   const Json root = Parser(header, path).parse_document();
 
   File file;
@@ -648,9 +647,27 @@ File read(const std::string& path) {
   for (const TensorInfo& t : infos) {
     Entry& e = file.entries[t.index];
     e.data.resize(t.end - t.begin);
-    if (!e.data.empty()) read_exact(path, fd.get(), data_start + t.begin, e.data.data(), e.data.size());
+    if (!e.data.empty()) read_at(data_start + t.begin, e.data.data(), e.data.size());
   }
   return file;
+}
+
+}  // namespace
+
+File read(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) throw file_error(path, "cannot open: ", errno_message(errno));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw file_error(path, "cannot stat: ", errno_message(errno));
+  if (!S_ISREG(st.st_mode)) throw file_error(path, "not a regular file");
+  return parse_file(path, static_cast<uint64_t>(st.st_size),
+                    [&](uint64_t offset, void* dst, size_t n) { read_exact(path, fd.get(), offset, dst, n); });
+}
+
+File parse(std::span<const uint8_t> bytes, const std::string& name) {
+  // parse_file reads only inside [0, bytes.size()): it checks every offset against the size first.
+  return parse_file(name, bytes.size(),
+                    [&](uint64_t offset, void* dst, size_t n) { std::memcpy(dst, bytes.data() + offset, n); });
 }
 
 void write(const std::string& path, const File& file) {

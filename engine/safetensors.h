@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -94,6 +95,8 @@ inline constexpr int kMaxJsonDepth = 16;
 
 // Reads and validates the whole file; throws raisin::Error naming `path` and the fault.
 File read(const std::string& path);
+// The same for the bytes of a whole file already in memory, `name` standing for its path in errors.
+File parse(std::span<const uint8_t> bytes, const std::string& name);
 
 // Validates `file` (unique names, known dtypes, data sizes matching shapes, valid UTF-8 strings), then
 // writes it to path + ".tmp", fsyncs, and renames it over `path`. Entries are stored in the given

@@ -1,0 +1,18 @@
+// Fuzz target: a C10J container (shared JPEG header + records of JPEG scan data, decoded by libjpeg)
+// through raisin::parse_c10j; the input is the file. Bad data, corrupt JPEG included, must end in
+// raisin::Error; anything else (a crash, another exception, libjpeg calling exit) is a finding.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "engine/dataset.h"
+#include "engine/error.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  try {
+    const raisin::Dataset d = raisin::parse_c10j(std::span<const uint8_t>(data, size));
+    if (d.images.size() != size_t(d.count) * 3072 || d.labels.size() != size_t(d.count)) __builtin_trap();
+  } catch (const raisin::Error&) {
+  }
+  return 0;
+}
