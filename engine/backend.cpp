@@ -68,6 +68,7 @@ const Backend kCpuBackend{
     .gather_batch = &cpu::gather_batch,
     .sgd_update = &cpu::sgd_update,
     .sgd_update_multi = &cpu::sgd_update_multi,
+    .find_nonfinite = &cpu::find_nonfinite,
     .rais_features = &cpu::rais_features,
     .rais_distribution_workspace_doubles = &cpu::rais_distribution_workspace_doubles,
     .rais_distribution = &cpu::rais_distribution,

@@ -77,6 +77,7 @@ struct Backend {
   decltype(&cpu::gather_batch) gather_batch;
   decltype(&cpu::sgd_update) sgd_update;
   decltype(&cpu::sgd_update_multi) sgd_update_multi;
+  decltype(&cpu::find_nonfinite) find_nonfinite;
   decltype(&cpu::rais_features) rais_features;
   decltype(&cpu::rais_distribution_workspace_doubles) rais_distribution_workspace_doubles;
   decltype(&cpu::rais_distribution) rais_distribution;

@@ -26,7 +26,7 @@ void Sgd::step(float lr) {
   step(lr_.f32());
 }
 
-void Sgd::step(const float* lr) {
+void Sgd::step(const float* lr, const int32_t* skip) {
   if (parameters_.empty()) return;
   tensors_.clear();
   for (size_t i = 0; i < parameters_.size(); ++i) {
@@ -36,7 +36,7 @@ void Sgd::step(const float* lr) {
   }
   backend(parameters_[0].second->value.device())
       .sgd_update_multi(tensors_.data(), int(tensors_.size()), lr, options_.momentum, options_.weight_decay,
-                        options_.nesterov);
+                        options_.nesterov, skip);
 }
 
 void Sgd::zero_grad() {

@@ -51,6 +51,9 @@ struct DeviceObservation {
   const DeviceDraw& draw;
   Tensor proxy_norms;  // f32 [batch]: ṽ_i
   Tensor dlogits;      // f32 [batch, classes]: ω_i (softmax(z_i) − onehot(y_i)) / B, the fused loss's
+  // An int32 on the device, or null: nonzero when the step held a non-finite value (its loss or a
+  // gradient); the step is then not applied and the sampler must not learn from it.
+  const int32_t* skip = nullptr;
 };
 
 class Sampler {

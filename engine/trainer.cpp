@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <sstream>
 
 #include "engine/backend.h"
 #include "engine/device_data.h"
@@ -133,6 +134,7 @@ Trainer::Trainer(Module& model, const Dataset& train, const Normalization& norma
   host_multiplier_ = Tensor::zeros({1}, DType::f64, device_);
   metrics_ = Tensor::zeros({kMaxQueued, kernels::kStepMetricCount}, DType::f64, device_);
   inputs_ = Tensor::zeros({kStepInputCount}, DType::i64, device_);
+  skip_ = Tensor::zeros({1}, DType::i32, device_);
   host_indices_ = Tensor::zeros({options.batch}, DType::i32, device_);
   host_weights_ = Tensor::zeros({options.batch}, DType::f32, device_);
 }
@@ -188,22 +190,29 @@ LossOutput Trainer::queue_device_work() {
   LossOutput loss = softmax_cross_entropy(ctx, logits, y, drawn.weights);
   optimizer_.zero_grad();
   tape.backward(loss.mean_loss);
+  // The loss and every gradient checked for NaN and infinities: a step that has one is not applied.
+  checked_.clear();
+  checked_.push_back({loss.mean_loss->value.f32(), 1});
+  for (const auto& [name, p] : optimizer_.parameters()) checked_.push_back({p->grad.f32(), p->grad.numel()});
+  b.find_nonfinite(checked_.data(), int(checked_.size()), inputs_.i64() + kInputMetricsRow, metrics_.f64(),
+                   skip_.i32());
 
   // lr = r̂ · schedule(progress) and progress += r̂ · B/n, on the device.
   b.schedule_step(options_.schedule.kernel_form(), double(options_.batch) / double(train_.count), multiplier_,
                   fallback_multiplier_, scalars_.f64(), lr_.f32());
-  optimizer_.step(lr_.f32());
+  optimizer_.step(lr_.f32(), skip_.i32());
   const kernels::LossShape shape{options_.batch, int(logits->value.size(1))};
   b.step_metrics(shape, logits->value.f32(), y.i32(), drawn.weights.defined() ? drawn.weights.f32() : nullptr,
                  loss.mean_loss->value.f32(), lr_.f32(), scalars_.f64(), inputs_.i64() + kInputMetricsRow,
                  metrics_.f64());
-  if (sampler_.draws_on_device()) sampler_.observe_on_device({drawn, loss.proxy_norm, loss.dlogits});
+  if (sampler_.draws_on_device()) sampler_.observe_on_device({drawn, loss.proxy_norm, loss.dlogits, skip_.i32()});
   return loss;
 }
 
 // Tells a host sampler that wants it what the step measured, as host copies (a wait for the device, once
 // per step; the uniform samplers want nothing).
 void Trainer::observe_on_host(int64_t step, const LossOutput& loss) {
+  if (skip_.to(Device::cpu()).i32()[0] != 0) return;  // a step with a non-finite value teaches nothing
   const Tensor proxy_norms = loss.proxy_norm.to(Device::cpu());
   sampler_.observe({step, indices_, proxy_norms.f32(), weights_.empty() ? nullptr : weights_.data(),
                     bias_gradient_sq_norm(loss.dlogits.to(Device::cpu()))});
@@ -273,6 +282,8 @@ std::vector<StepResult> Trainer::drain() {
     r.lr = float(row[kernels::kMetricLr]);
     r.lr_multiplier = row[kernels::kMetricMultiplier];
     r.progress = row[kernels::kMetricProgress];
+    r.fault = int(row[kernels::kMetricFaultBuffer]);
+    r.fault_value = row[kernels::kMetricFaultValue];
     results.push_back(r);
   }
   step_ += queued_;
@@ -291,13 +302,21 @@ Evaluation Trainer::evaluate(const Dataset& data, int batch) {
 StepResult Trainer::step() {
   queue_step();
   const StepResult r = drain().back();
-  require_finite_loss(r);
+  if (const std::string fault = describe_fault(r); !fault.empty())
+    throw error("train: ", fault, "; the step was not applied; lower the learning rate");
   return r;
 }
 
-void require_finite_loss(const StepResult& r) {
-  if (!std::isfinite(r.loss))
-    throw error("train: the loss became ", r.loss, " at step ", r.step, "; lower the learning rate");
+std::string Trainer::describe_fault(const StepResult& r) const {
+  if (r.fault < 0) return "";
+  std::ostringstream out;
+  out << "step " << r.step << ": ";
+  if (r.fault == 0) out << "the loss";
+  else out << "the gradient of " << optimizer_.parameters()[size_t(r.fault - 1)].first;
+  out << " is ";
+  if (std::isnan(r.fault_value)) out << "NaN";  // whatever its sign bit
+  else out << r.fault_value;                     // inf or -inf
+  return out.str();
 }
 
 int64_t Trainer::steps_before(double epochs) const {

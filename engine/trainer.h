@@ -39,10 +39,12 @@ struct StepResult {
   float lr = 0;              // learning rate applied
   double lr_multiplier = 1;  // r̂
   double progress = 0;       // epochs (-equivalent) after the step
+  // The step's first non-finite value, when it had one (the step was then not applied: no update, and
+  // the sampler did not learn from it): -1 for none, 0 for the loss, 1 + k for the gradient of the
+  // optimizer's k-th parameter (Trainer::describe_fault names it).
+  int fault = -1;
+  double fault_value = 0;
 };
-
-// Throws raisin::Error naming the step when its loss was not finite.
-void require_finite_loss(const StepResult& result);
 
 struct Evaluation {
   double loss = 0;      // mean cross-entropy
@@ -85,10 +87,12 @@ class Trainer {
 
   // Queues one step (on a GPU: returns before it has run). At most kMaxQueued steps between drains.
   void queue_step();
-  // Waits for the queued steps and returns their results in order (check them with require_finite_loss).
+  // Waits for the queued steps and returns their results in order (look at their faults).
   std::vector<StepResult> drain();
-  // queue_step() and drain(): one step, waited for; throws when its loss was not finite.
+  // queue_step() and drain(): one step, waited for; throws when it had a non-finite value.
   StepResult step();
+  // "" for a step without a fault, else e.g. "step 12: the gradient of fc2.weight is nan".
+  std::string describe_fault(const StepResult& result) const;
   static constexpr int kMaxQueued = 256;
   int64_t queued() const { return queued_; }
   // How many steps may be queued now (1 to kMaxQueued) so that none but the last can bring progress()
@@ -147,6 +151,7 @@ class Trainer {
   // int64 {step, metrics row} of the step being queued, read by its kernels.
   enum StepInput { kInputStep, kInputMetricsRow, kStepInputCount };
   Tensor inputs_;
+  Tensor skip_;  // int32 [1]: find_nonfinite's verdict on the step being queued
   Tensor host_indices_, host_weights_;  // a host sampler's draw, uploaded (int32, f32 [batch])
   const double* multiplier_ = nullptr;  // where schedule_step reads r̂ (null: fallback_multiplier_)
   double fallback_multiplier_ = 1;
@@ -156,6 +161,7 @@ class Trainer {
   GraphStats graph_stats_;
   // The host-side changes of the step last run eagerly or captured, made once per step queued (Context).
   std::vector<std::function<void()>> host_updates_;
+  std::vector<kernels::CheckTensor> checked_;  // the loss and the gradients, for find_nonfinite
   std::vector<int32_t> indices_;
   std::vector<float> weights_;
   std::vector<double> metrics_host_;

@@ -64,6 +64,12 @@ struct SgdTensor {
   int64_t n;
 };
 
+// One buffer that find_nonfinite scans.
+struct CheckTensor {
+  const float* data;
+  int64_t n;
+};
+
 // The gain-ratio estimator's settings (rais::GainRatioOptions): EMA weight of the newest step and the
 // clamp of r̂.
 struct GainRatioHyper {
@@ -81,8 +87,16 @@ constexpr int kGainRatioStateSize = 7;
 enum StepScalarSlot : int { kStepProgress, kStepMultiplier };
 constexpr int kStepScalarCount = 2;
 
-// One row of a step's metrics (step_metrics), doubles in this order.
-enum StepMetric : int { kMetricLoss, kMetricAccuracy, kMetricLr, kMetricMultiplier, kMetricProgress };
-constexpr int kStepMetricCount = 5;
+// One row of a step's metrics (step_metrics; the fault slots find_nonfinite's), doubles in this order.
+enum StepMetric : int {
+  kMetricLoss,
+  kMetricAccuracy,
+  kMetricLr,
+  kMetricMultiplier,
+  kMetricProgress,
+  kMetricFaultBuffer,  // index of the buffer that held the step's first non-finite value, or -1
+  kMetricFaultValue,   // that value (0 when none)
+};
+constexpr int kStepMetricCount = 7;
 
 }  // namespace raisin::kernels

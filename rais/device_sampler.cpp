@@ -274,10 +274,11 @@ void DeviceRaisSampler::observe_on_device(const DeviceObservation& o) {
   if (batch != batch_) throw error("rais: observed ", batch, " examples, drew ", batch_);
   const Backend& b = backend(device_);
   b.rais_observe(batch, o.draw.indices.i32(), o.proxy_norms.f32(), counters_.i64(), counters_.i64() + 1, capacity_,
-                 record_norms_.f32(), last_norm_.f32(), last_seen_.i64());
+                 record_norms_.f32(), last_norm_.f32(), last_seen_.i64(), o.skip);
   const kernels::GainRatioHyper hyper{options_.gain_ratio.alpha, options_.gain_ratio.min, options_.gain_ratio.max};
   b.gain_ratio_update(batch, int(o.dlogits.size(1)), o.proxy_norms.f32(),
-                      o.draw.weights.defined() ? o.draw.weights.f32() : nullptr, o.dlogits.f32(), hyper, gain_.f64());
+                      o.draw.weights.defined() ? o.draw.weights.f32() : nullptr, o.dlogits.f32(), hyper, gain_.f64(),
+                      o.skip);
 }
 
 const double* DeviceRaisSampler::device_lr_multiplier() const {

@@ -83,6 +83,7 @@ const Backend kCudaBackend{
     .gather_batch = &cuda::gather_batch,
     .sgd_update = &cuda::sgd_update,
     .sgd_update_multi = &cuda::sgd_update_multi,
+    .find_nonfinite = &cuda::find_nonfinite,
     .rais_features = &cuda::rais_features,
     .rais_distribution_workspace_doubles = &cuda::rais_distribution_workspace_doubles,
     .rais_distribution = &cuda::rais_distribution,

@@ -96,6 +96,7 @@ void batchnorm2d_forward_train(const kernels::ImageShape& s, float eps, float mo
 
     if (save_mean) save_mean[c] = float(mean);
     if (save_invstd) save_invstd[c] = float(invstd);
+    if (!std::isfinite(mean) || !std::isfinite(sq)) continue;  // keep the running statistics
     const double m = double(momentum);
     if (running_mean) running_mean[c] = float((1.0 - m) * double(running_mean[c]) + m * mean);
     // The unbiased variance needs N > 1; with a single value per channel there is no variance

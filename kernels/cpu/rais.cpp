@@ -132,7 +132,8 @@ void rais_record_draws(int batch, const int32_t* indices, int64_t n, const doubl
 
 void rais_observe(int batch, const int32_t* indices, const float* proxy_norms, const int64_t* step,
                   const int64_t* first_record, int64_t capacity, float* record_norms, float* last_norm,
-                  int64_t* last_seen) {
+                  int64_t* last_seen, const int32_t* skip) {
+  if (skip && skip[0] != 0) return;
   const int64_t first = first_record[0], seen = step[0];
   for (int j = 0; j < batch; ++j) record_norms[(first + j) % capacity] = proxy_norms[j];
   for (int j = 0; j < batch; ++j) {  // in order: a repeated example keeps its last draw's norm
@@ -142,7 +143,9 @@ void rais_observe(int batch, const int32_t* indices, const float* proxy_norms, c
 }
 
 void gain_ratio_update(int batch, int classes, const float* proxy_norms, const float* weights,
-                       const float* dlogits, const kernels::GainRatioHyper& hyper, double* state) {
+                       const float* dlogits, const kernels::GainRatioHyper& hyper, double* state,
+                       const int32_t* skip) {
+  if (skip && skip[0] != 0) return;
   using namespace kernels;
   double u1 = 0, r1 = 0;
   for (int i = 0; i < batch; ++i) {

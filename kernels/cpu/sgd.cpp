@@ -21,7 +21,8 @@ void sgd_update(int64_t n, const float* lr_scalar, float momentum, float weight_
 }
 
 void sgd_update_multi(const kernels::SgdTensor* tensors, int count, const float* lr, float momentum, float weight_decay,
-                      bool nesterov) {
+                      bool nesterov, const int32_t* skip) {
+  if (skip && skip[0] != 0) return;
   for (int k = 0; k < count; ++k)
     sgd_update(tensors[k].n, lr, momentum, weight_decay, nesterov, tensors[k].param, tensors[k].grad,
                tensors[k].momentum_buffer);

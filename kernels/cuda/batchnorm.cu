@@ -152,6 +152,7 @@ __global__ void __launch_bounds__(kChunkThreads)
   const float mean = pilot + centre;
   if (save_mean) save_mean[c] = mean;
   if (save_invstd) save_invstd[c] = invstd;
+  if (!isfinite(mean) || !isfinite(m.m2)) return;  // keep the running statistics (as on the CPU)
   if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * mean;
   // One value per channel has no unbiased variance: the running variance stays (as on the CPU).
   if (running_var && count > 1)

@@ -167,7 +167,8 @@ __global__ void record_draws_kernel(int batch, const int32_t* indices, int64_t n
 // so the result does not depend on the order in which threads run. O(batch²) comparisons in all.
 __global__ void observe_kernel(int batch, const int32_t* indices, const float* proxy_norms, const int64_t* step_at,
                                const int64_t* first_record, int64_t capacity, float* record_norms, float* last_norm,
-                               int64_t* last_seen) {
+                               int64_t* last_seen, const int32_t* skip) {
+  if (skip && *skip != 0) return;
   const int64_t step = step_at[0], first = first_record[0];
   for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < batch; j += gridDim.x * blockDim.x) {
     record_norms[(first + j) % capacity] = proxy_norms[j];
@@ -185,7 +186,9 @@ __global__ void observe_kernel(int batch, const int32_t* indices, const float* p
 // dlogits in chunks of kThreads classes (a thread per class sums its column in index order), their
 // squares added by thread 0 in class order; then thread 0 updates the state.
 __global__ void gain_ratio_kernel(int batch, int classes, const float* proxy_norms, const float* weights,
-                                  const float* dlogits, kernels::GainRatioHyper hyper, double* state) {
+                                  const float* dlogits, kernels::GainRatioHyper hyper, double* state,
+                                  const int32_t* skip) {
+  if (skip && *skip != 0) return;
   using namespace kernels;
   __shared__ double buffer[kThreads];
   __shared__ double moments[2];
@@ -276,17 +279,18 @@ void rais_record_draws(int batch, const int32_t* indices, int64_t n, const doubl
 
 void rais_observe(int batch, const int32_t* indices, const float* proxy_norms, const int64_t* step,
                   const int64_t* first_record, int64_t capacity, float* record_norms, float* last_norm,
-                  int64_t* last_seen) {
+                  int64_t* last_seen, const int32_t* skip) {
   if (batch <= 0) return;
   RAISIN_LAUNCH(observe_kernel, blocks_for(batch), kThreads, 0, current_stream())(
-      batch, indices, proxy_norms, step, first_record, capacity, record_norms, last_norm, last_seen);
+      batch, indices, proxy_norms, step, first_record, capacity, record_norms, last_norm, last_seen, skip);
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 
 void gain_ratio_update(int batch, int classes, const float* proxy_norms, const float* weights,
-                       const float* dlogits, const kernels::GainRatioHyper& hyper, double* state) {
+                       const float* dlogits, const kernels::GainRatioHyper& hyper, double* state,
+                       const int32_t* skip) {
   RAISIN_LAUNCH(gain_ratio_kernel, 1, kThreads, 0, current_stream())(batch, classes, proxy_norms, weights, dlogits,
-                                                                    hyper, state);
+                                                                    hyper, state, skip);
   RAISIN_CUDA_CHECK(cudaGetLastError());
 }
 

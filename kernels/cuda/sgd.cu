@@ -27,6 +27,7 @@ struct SgdHyper {
   const float* lr;  // a scalar in device memory
   float momentum, weight_decay;
   bool nesterov;
+  const int32_t* skip = nullptr;  // in device memory: nonzero leaves everything as it is
 };
 
 // g = grad + weight_decay · param; buf = momentum · buf + g; step = nesterov ? g + momentum · buf : buf;
@@ -61,6 +62,7 @@ static_assert(kSgdMultiMaxTensors <= 256, "block_tensor holds a tensor slot in o
 static_assert(sizeof(SgdLaunchTable) + sizeof(SgdHyper) <= 4096, "kernel arguments are limited to 4 KiB");
 
 __global__ void sgd_update_multi_kernel(SgdLaunchTable table, SgdHyper h) {
+  if (h.skip && *h.skip != 0) return;
   const int t = table.block_tensor[blockIdx.x];
   const int64_t begin = int64_t(table.block_chunk[blockIdx.x]) * kSgdMultiChunk;
   const int64_t end = begin + kSgdMultiChunk < table.n[t] ? begin + kSgdMultiChunk : table.n[t];
@@ -123,8 +125,8 @@ void sgd_update(int64_t n, const float* lr, float momentum, float weight_decay, 
 }
 
 void sgd_update_multi(const kernels::SgdTensor* tensors, int count, const float* lr, float momentum, float weight_decay,
-                      bool nesterov) {
-  SgdMultiLauncher launcher(SgdHyper{lr, momentum, weight_decay, nesterov});
+                      bool nesterov, const int32_t* skip) {
+  SgdMultiLauncher launcher(SgdHyper{lr, momentum, weight_decay, nesterov, skip});
   for (int k = 0; k < count; ++k) launcher.add(tensors[k]);
   launcher.launch();
 }

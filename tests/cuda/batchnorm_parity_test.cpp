@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -134,6 +135,29 @@ TEST_F(CudaParity, BatchNormForwardTrainMatchesCpu) {
     cuda::batchnorm2d_forward_train(s, eps, kMomentum, dev_x.ptr, dev_gamma.ptr, dev_beta.ptr, dev_y_alone.ptr,
                                     nullptr, nullptr, nullptr, nullptr);
     EXPECT_EQ(dev_y_alone.host(), dev_y.host());
+  }
+}
+
+// A channel with a NaN or an infinity in its batch keeps its running statistics on the GPU too.
+TEST_F(CudaParity, BatchNormNonFiniteChannelKeepsItsRunningStatistics) {
+  const ImageShape s{4, 3, 16, 16};
+  Problem p = make_problem(s, 12);
+  p.x[size_t(1 * 256 + 7)] = NAN;
+  p.x[size_t(2 * 768 + 2 * 256 + 3)] = std::numeric_limits<float>::infinity();
+  const size_t n = p.x.size();
+  std::vector<float> y(n), save_mean(3), save_invstd(3), rm = p.running_mean, rv = p.running_var;
+  constexpr float kEps = 1e-5f;
+  cpu::batchnorm2d_forward_train(s, kEps, kMomentum, p.x.data(), p.gamma.data(), p.beta.data(), y.data(),
+                                 save_mean.data(), save_invstd.data(), rm.data(), rv.data());
+  const DeviceBuffer<float> dev_x(p.x), dev_gamma(p.gamma), dev_beta(p.beta);
+  DeviceBuffer<float> dev_y(n), dev_mean(3), dev_invstd(3), dev_rm(p.running_mean), dev_rv(p.running_var);
+  cuda::batchnorm2d_forward_train(s, kEps, kMomentum, dev_x.ptr, dev_gamma.ptr, dev_beta.ptr, dev_y.ptr, dev_mean.ptr,
+                                  dev_invstd.ptr, dev_rm.ptr, dev_rv.ptr);
+  const std::vector<float> gpu_rm = dev_rm.host(), gpu_rv = dev_rv.host();
+  EXPECT_TRUE(all_close("running_mean", {gpu_rm[0]}, {double(rm[0])}, 1e-5, 1e-6));
+  for (size_t c : {1, 2}) {
+    EXPECT_EQ(gpu_rm[c], p.running_mean[c]) << "channel " << c;
+    EXPECT_EQ(gpu_rv[c], p.running_var[c]) << "channel " << c;
   }
 }
 

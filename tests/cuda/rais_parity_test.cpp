@@ -131,9 +131,9 @@ TEST_F(CudaParity, RaisObserveMatchesCpuWithRepeatedExamples) {
     DeviceBuffer<int64_t> dev_last_seen(last_seen);
     DeviceBuffer<int64_t> dev_step(std::vector<int64_t>{step}), dev_first(std::vector<int64_t>{first});
     cpu::rais_observe(batch, indices.data(), norms.data(), &step, &first, capacity, record_norms.data(),
-                      last_norm.data(), last_seen.data());
+                      last_norm.data(), last_seen.data(), nullptr);
     cuda::rais_observe(batch, dev_indices.ptr, dev_norms.ptr, dev_step.ptr, dev_first.ptr, capacity, dev_record_norms.ptr,
-                       dev_last_norm.ptr, dev_last_seen.ptr);
+                       dev_last_norm.ptr, dev_last_seen.ptr, nullptr);
     EXPECT_EQ(dev_record_norms.host(), record_norms);
     EXPECT_EQ(dev_last_norm.host(), last_norm);
     EXPECT_EQ(dev_last_seen.host(), last_seen);
@@ -158,9 +158,9 @@ TEST_F(CudaParity, GainRatioUpdateMatchesCpuBitForBit) {
       const bool weighted = step % 3 != 0;
       DeviceBuffer<float> dev_v(v), dev_w(w), dev_dlogits(dlogits);
       cpu::gain_ratio_update(batch, classes, v.data(), weighted ? w.data() : nullptr, dlogits.data(), hyper,
-                             state.data());
+                             state.data(), nullptr);
       cuda::gain_ratio_update(batch, classes, dev_v.ptr, weighted ? dev_w.ptr : nullptr, dev_dlogits.ptr, hyper,
-                              dev_state.ptr);
+                              dev_state.ptr, nullptr);
       ASSERT_EQ(dev_state.host(), state) << "step " << step;
       clamped_low |= state[kernels::kGainValue] == hyper.min;
       clamped_high |= state[kernels::kGainValue] == hyper.max;

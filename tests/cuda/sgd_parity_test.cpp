@@ -95,7 +95,8 @@ TEST_F(CudaParity, SgdUpdateMultiMatchesCpuPerTensor) {
         tensors.push_back({dev_params[k].ptr, dev_grads.back().ptr,
                            h.momentum != 0.0f ? dev_buffers[k].ptr : nullptr, sizes[k]});
       }
-      cuda::sgd_update_multi(tensors.data(), int(tensors.size()), dev_lr.ptr, h.momentum, h.weight_decay, h.nesterov);
+      cuda::sgd_update_multi(tensors.data(), int(tensors.size()), dev_lr.ptr, h.momentum, h.weight_decay, h.nesterov,
+                             nullptr);
     }
     for (size_t k = 0; k < sizes.size(); ++k) {
       EXPECT_TRUE(all_close("param", dev_params[k].host(), to_double(params[k]), kRtol, kAtol))

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -175,6 +176,23 @@ TEST(BatchNormForwardTrain, LargeMeanSmallSpread) {
   EXPECT_TRUE(all_close("y", y,
                         reference_normalise(s, kEps, xd, to_double(p.gamma), to_double(p.beta), st.mean, st.var),
                         1e-5, 1e-5));
+}
+
+// A channel with a NaN or an infinity in its batch keeps its running statistics; the others move.
+TEST(BatchNormForwardTrain, NonFiniteChannelKeepsItsRunningStatistics) {
+  const ImageShape s{4, 3, 5, 5};
+  Problem p = make_problem(s, 11);
+  p.x[size_t(1 * 25 + 7)] = NAN;                                            // batch 0, channel 1
+  p.x[size_t(2 * 75 + 2 * 25 + 3)] = std::numeric_limits<float>::infinity();  // batch 2, channel 2
+  std::vector<float> y(p.x.size()), save_mean(3), save_invstd(3), rm = p.running_mean, rv = p.running_var;
+  cpu::batchnorm2d_forward_train(s, kEps, kMomentum, p.x.data(), p.gamma.data(), p.beta.data(), y.data(),
+                                 save_mean.data(), save_invstd.data(), rm.data(), rv.data());
+  EXPECT_NE(rm[0], p.running_mean[0]);
+  EXPECT_NE(rv[0], p.running_var[0]);
+  for (int c : {1, 2}) {
+    EXPECT_EQ(rm[size_t(c)], p.running_mean[size_t(c)]) << "channel " << c;
+    EXPECT_EQ(rv[size_t(c)], p.running_var[size_t(c)]) << "channel " << c;
+  }
 }
 
 // Batch 1, spatial 1: every channel has one value, variance 0. The output is β (finite, since

@@ -172,10 +172,32 @@ TEST(RaisObserve, LastDrawOfARepeatedExampleWins) {
   std::vector<float> record_norms(size_t(capacity), -1.0f), last_norm(size_t(n), -1.0f);
   std::vector<int64_t> last_seen(size_t(n), -7);
   cpu::rais_observe(int(indices.size()), indices.data(), norms.data(), &step, &first, capacity, record_norms.data(),
-                    last_norm.data(), last_seen.data());
+                    last_norm.data(), last_seen.data(), nullptr);
   EXPECT_EQ(record_norms, (std::vector<float>{0.3f, 0.4f, 0.5f, 0.6f, 0.1f, 0.2f}));
   EXPECT_EQ(last_norm, (std::vector<float>{0.4f, -1, -1, 0.6f, -1, 0.5f, -1, -1}));
   EXPECT_EQ(last_seen, (std::vector<int64_t>{42, -7, -7, 42, -7, 42, -7, -7}));
+}
+
+// A step whose check found a non-finite value teaches the sampler nothing: observe and the gain ratio
+// leave their state as it is.
+TEST(RaisObserve, AFaultyStepChangesNothing) {
+  const int64_t n = 8, capacity = 6, first = 4, step = 42;
+  const std::vector<int32_t> indices = {3, 5};
+  const std::vector<float> norms = {NAN, 0.2f};
+  std::vector<float> record_norms(size_t(capacity), -1.0f), last_norm(size_t(n), -1.0f);
+  std::vector<int64_t> last_seen(size_t(n), -7);
+  const int32_t fault = 1;
+  cpu::rais_observe(2, indices.data(), norms.data(), &step, &first, capacity, record_norms.data(), last_norm.data(),
+                    last_seen.data(), &fault);
+  EXPECT_EQ(record_norms, std::vector<float>(size_t(capacity), -1.0f));
+  EXPECT_EQ(last_norm, std::vector<float>(size_t(n), -1.0f));
+  EXPECT_EQ(last_seen, std::vector<int64_t>(size_t(n), -7));
+
+  std::vector<double> state = {0.5, 0.25, 0.125, 0.9, 1.5, 2, 7};
+  const std::vector<double> before = state;
+  const std::vector<float> dlogits(20, NAN);
+  cpu::gain_ratio_update(2, 10, norms.data(), nullptr, dlogits.data(), {0.1, 0.5, 4.0}, state.data(), &fault);
+  EXPECT_EQ(state, before);
 }
 
 // The estimator of RAIS.md §2 written out from its definition.
@@ -220,7 +242,7 @@ TEST(GainRatioUpdate, FollowsTheEstimatorOverSteps) {
     const std::vector<float> w = test::random_floats(batch, 200 + step, 0.2f, 3.0f);
     const std::vector<float> dlogits = test::random_floats(size_t(batch * classes), 300 + step, -0.1f, 0.1f);
     const float* weights = step % 2 ? w.data() : nullptr;
-    cpu::gain_ratio_update(batch, classes, v.data(), weights, dlogits.data(), hyper, state.data());
+    cpu::gain_ratio_update(batch, classes, v.data(), weights, dlogits.data(), hyper, state.data(), nullptr);
     model.update(batch, classes, v.data(), weights, dlogits.data());
     const std::vector<double> expected = {model.m_u1, model.m_r1, model.m_r,    model.decay,
                                           model.value, model.clamped, model.steps};
@@ -235,19 +257,19 @@ TEST(GainRatioUpdate, IsOneWithoutWeightsAndClampsOtherwise) {
   const std::vector<float> v = test::random_floats(batch, 1, 0.5f, 2.0f);
   const std::vector<float> dlogits = test::random_floats(size_t(batch * classes), 2, -0.01f, 0.01f);
   std::vector<double> state = initial_state();
-  cpu::gain_ratio_update(batch, classes, v.data(), nullptr, dlogits.data(), hyper, state.data());
+  cpu::gain_ratio_update(batch, classes, v.data(), nullptr, dlogits.data(), hyper, state.data(), nullptr);
   EXPECT_EQ(state[kGainValue], 1.0);  // U1 = R1 exactly when ω ≡ 1
   EXPECT_EQ(state[kGainClamped], 0.0);
   // Large weights on large norms: r̂ = 1 + (U1 − R1)/(B·R) < 0.5 → clamped to 0.5 and counted.
   const std::vector<float> w(batch, 40.0f);
-  cpu::gain_ratio_update(batch, classes, v.data(), w.data(), dlogits.data(), hyper, state.data());
+  cpu::gain_ratio_update(batch, classes, v.data(), w.data(), dlogits.data(), hyper, state.data(), nullptr);
   EXPECT_EQ(state[kGainValue], 0.5);
   EXPECT_EQ(state[kGainClamped], 1.0);
   EXPECT_EQ(state[kGainSteps], 2.0);
   // Zero bias gradient: R = 0, r̂ = 1.
   std::vector<double> fresh = initial_state();
   const std::vector<float> zeros(size_t(batch * classes), 0.0f);
-  cpu::gain_ratio_update(batch, classes, v.data(), w.data(), zeros.data(), hyper, fresh.data());
+  cpu::gain_ratio_update(batch, classes, v.data(), w.data(), zeros.data(), hyper, fresh.data(), nullptr);
   EXPECT_EQ(fresh[kGainValue], 1.0);
   EXPECT_EQ(fresh[kGainClamped], 0.0);
 }

@@ -76,7 +76,12 @@ TEST(SgdCpuMulti, EqualsOneUpdatePerTensor) {
     cpu::sgd_update(sizes[k], &lr, 0.9f, 1e-3f, true, expected_params[k].data(), grads[k].data(),
                     expected_buffers[k].data());
   }
-  cpu::sgd_update_multi(tensors.data(), int(tensors.size()), &lr, 0.9f, 1e-3f, true);
+  const int32_t no_fault = 0, fault = 1;
+  const auto before_params = params, before_buffers = buffers;
+  cpu::sgd_update_multi(tensors.data(), int(tensors.size()), &lr, 0.9f, 1e-3f, true, &fault);
+  EXPECT_EQ(params, before_params) << "a step with a fault changes nothing";
+  EXPECT_EQ(buffers, before_buffers);
+  cpu::sgd_update_multi(tensors.data(), int(tensors.size()), &lr, 0.9f, 1e-3f, true, &no_fault);
   EXPECT_EQ(params, expected_params);
   EXPECT_EQ(buffers, expected_buffers);
 }

@@ -111,7 +111,7 @@ TEST(RaisKernels, GainRatioUpdateEqualsGainRatioBitForBit) {
     const std::vector<float> dlogits = test::random_floats(size_t(batch * classes), 30 + step, -spread, spread);
     const float* weights = step % 3 == 0 ? nullptr : w.data();
     reference.update(batch, v.data(), weights, bias_gradient_sq_norm(dlogits, batch, classes));
-    cpu::gain_ratio_update(batch, classes, v.data(), weights, dlogits.data(), hyper, state.data());
+    cpu::gain_ratio_update(batch, classes, v.data(), weights, dlogits.data(), hyper, state.data(), nullptr);
     ASSERT_EQ(state, kernel_state(reference.state()));
     clamped_low |= reference.value() == options.min;
     clamped_high |= reference.value() == options.max;
@@ -162,8 +162,8 @@ TEST(RaisKernels, MirrorRaisSamplerStepByStep) {
     const std::vector<float> dlogits = test::random_floats(size_t(batch * classes), 2000 + uint64_t(step), -0.1f, 0.1f);
     sampler.observe({step, indices, norms.data(), sampler_weights.data(), bias_gradient_sq_norm(dlogits, batch, classes)});
     cpu::rais_observe(batch, indices.data(), norms.data(), &step, &first_record, capacity, record_norms.data(),
-                      s.last_norm.data(), s.last_seen.data());
-    cpu::gain_ratio_update(batch, classes, norms.data(), weights.data(), dlogits.data(), hyper, gain.data());
+                      s.last_norm.data(), s.last_seen.data(), nullptr);
+    cpu::gain_ratio_update(batch, classes, norms.data(), weights.data(), dlogits.data(), hyper, gain.data(), nullptr);
   }
   SamplerState saved;
   sampler.save_state(saved);

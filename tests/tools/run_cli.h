@@ -56,6 +56,25 @@ inline std::string file_bytes(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+// The finished runs in folders `straight` and `split` trained the same: the final models bit for bit, and every
+// step's and evaluation's numbers (not the timings) in steps.csv, epochs.csv and train_eval.csv.
+inline void expect_same_runs(const std::filesystem::path& straight, const std::filesystem::path& split) {
+  EXPECT_TRUE(file_bytes(straight / "model.safetensors") == file_bytes(split / "model.safetensors"))
+      << "the final models differ";
+  const auto a = read_csv(straight / "steps.csv"), b = read_csv(split / "steps.csv");
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)  // step, epoch, loss, accuracy, lr, multiplier (not the timings)
+    for (size_t c = 0; c < 6; ++c) ASSERT_EQ(a[i][c], b[i][c]) << "steps.csv row " << i << " column " << c;
+  const auto ea = read_csv(straight / "epochs.csv"), eb = read_csv(split / "epochs.csv");
+  ASSERT_EQ(ea.size(), eb.size());
+  for (size_t i = 0; i < ea.size(); ++i)  // step, epoch, train and test loss and accuracy
+    for (size_t c = 0; c < 6; ++c) ASSERT_EQ(ea[i][c], eb[i][c]) << "epochs.csv row " << i << " column " << c;
+  const auto ta = read_csv(straight / "train_eval.csv"), tb = read_csv(split / "train_eval.csv");
+  ASSERT_EQ(ta.size(), tb.size());
+  for (size_t i = 0; i < ta.size(); ++i)  // step, epoch, loss, accuracy
+    for (size_t c = 0; c < 4; ++c) ASSERT_EQ(ta[i][c], tb[i][c]) << "train_eval.csv row " << i << " column " << c;
+}
+
 // Trains `common` straight through, and again stopped after each epoch in `stops` and resumed; the
 // final model and every step's loss, learning rate and multiplier must be the same bit for bit.
 inline void expect_resume_is_exact(const std::string& name, const std::vector<std::string>& common,
@@ -75,20 +94,7 @@ inline void expect_resume_is_exact(const std::string& name, const std::vector<st
     ASSERT_EQ(run({"train", "--resume", split.string(), "--stop-after", stops[i]}), 0);
   ASSERT_EQ(run({"train", "--resume", split.string()}), 0);
 
-  EXPECT_TRUE(file_bytes(straight / "model.safetensors") == file_bytes(split / "model.safetensors"))
-      << "the final models differ";
-  const auto a = read_csv(straight / "steps.csv"), b = read_csv(split / "steps.csv");
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i)  // step, epoch, loss, accuracy, lr, multiplier (not the timings)
-    for (size_t c = 0; c < 6; ++c) ASSERT_EQ(a[i][c], b[i][c]) << "steps.csv row " << i << " column " << c;
-  const auto ea = read_csv(straight / "epochs.csv"), eb = read_csv(split / "epochs.csv");
-  ASSERT_EQ(ea.size(), eb.size());
-  for (size_t i = 0; i < ea.size(); ++i)  // step, epoch, train and test loss and accuracy
-    for (size_t c = 0; c < 6; ++c) ASSERT_EQ(ea[i][c], eb[i][c]) << "epochs.csv row " << i << " column " << c;
-  const auto ta = read_csv(straight / "train_eval.csv"), tb = read_csv(split / "train_eval.csv");
-  ASSERT_EQ(ta.size(), tb.size());
-  for (size_t i = 0; i < ta.size(); ++i)  // step, epoch, loss, accuracy
-    for (size_t c = 0; c < 4; ++c) ASSERT_EQ(ta[i][c], tb[i][c]) << "train_eval.csv row " << i << " column " << c;
+  expect_same_runs(straight, split);
   EXPECT_NE(run({"train", "--resume", split.string()}), 0) << "a finished run cannot be resumed";
 }
 

@@ -4,6 +4,9 @@
 // flags must fail with one clear line.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -104,24 +107,40 @@ TEST(TrainCli, TrainingSetEvaluationsAreOffTheClock) {
   EXPECT_LE(training_seconds + eval_seconds, elapsed);
 }
 
+// A bad flag or an impossible setting: exit status 1 and exactly one line on stderr, "error: ..." naming
+// what is wrong (the test prints it, so the wording can be read here).
+void expect_one_line_error(const std::vector<std::string>& args) {
+  ::testing::internal::CaptureStderr();
+  const int code = run(args);
+  const std::string said = ::testing::internal::GetCapturedStderr();
+  std::string command;
+  for (const std::string& a : args) command += " " + a;
+  EXPECT_EQ(code, 1) << "raisin" << command;
+  EXPECT_EQ(said.rfind("error: ", 0), 0u) << "raisin" << command << " said: " << said;
+  EXPECT_EQ(std::count(said.begin(), said.end(), '\n'), 1) << "raisin" << command << " said: " << said;
+  std::printf("raisin%s\n  %s", command.c_str(), said.c_str());
+}
+
 TEST(TrainCli, BadFlagsFailWithOneClearLine) {
   const ScratchDir scratch("flags");
-  const fs::path& out = scratch.path;
-  EXPECT_EQ(run({"train", "--learning-rate", "0.1"}), 1);
-  EXPECT_EQ(run({"train", "--data", "synthetic", "--batch", "many"}), 1);
-  EXPECT_EQ(run({"train", "--data", "synthetic", "--model", "alexnet", "--out", out.string()}), 1);
-  EXPECT_EQ(run({"train", "--data", "synthetic", "--batch", "100000", "--out", out.string()}), 1);
-  EXPECT_EQ(run({"train", "--data", "imagenet"}), 1);
-  EXPECT_EQ(run({"train", "--data", "synthetic", "--sampler", "rais", "--rais-pt-thread", "maybe", "--out",
-                 out.string()}),
-            1);
-  EXPECT_EQ(run({"train", "--device", "cuda", "--data", "synthetic"}), 1);  // no CUDA backend in this binary
-  EXPECT_EQ(run({"train", "--device", "gpu", "--data", "synthetic"}), 1);
-  EXPECT_EQ(run({"train", "--device", "cpu", "--tf32", "--data", "synthetic", "--out", out.string()}), 1);
-  EXPECT_EQ(run({"train", "--cuda-graphs", "maybe", "--data", "synthetic", "--out", out.string()}), 1);
-  EXPECT_EQ(run({"train", "--resume", (out / "nothing").string()}), 1);
-  EXPECT_EQ(run({"eval"}), 1);
-  EXPECT_EQ(run({"frobnicate"}), 2);
+  const std::string out = scratch.path.string();
+  expect_one_line_error({"train", "--learning-rate", "0.1"});
+  expect_one_line_error({"train", "--data", "synthetic", "--batch", "many"});
+  expect_one_line_error({"train", "--data", "synthetic", "--model", "alexnet", "--out", out});
+  expect_one_line_error({"train", "--data", "synthetic", "--batch", "100000", "--out", out});
+  expect_one_line_error({"train", "--data", "imagenet"});
+  expect_one_line_error({"train", "--data", "mnist", "--data-dir", (scratch.path / "nowhere").string(), "--out", out});
+  expect_one_line_error({"train", "--data", "synthetic", "--sampler", "rais", "--rais-pt-thread", "maybe", "--out", out});
+  expect_one_line_error({"train", "--data", "synthetic", "--sampler", "importance", "--out", out});
+  expect_one_line_error({"train", "--device", "cuda", "--data", "synthetic"});  // no CUDA backend in this binary
+  expect_one_line_error({"train", "--device", "gpu", "--data", "synthetic"});
+  expect_one_line_error({"train", "--device", "cpu", "--tf32", "--data", "synthetic", "--out", out});
+  expect_one_line_error({"train", "--cuda-graphs", "maybe", "--data", "synthetic", "--out", out});
+  expect_one_line_error({"train", "--data", "synthetic", "--epochs", "0", "--out", out});
+  expect_one_line_error({"train", "--data", "synthetic", "--lr", "-1", "--out", out});
+  expect_one_line_error({"train", "--resume", (scratch.path / "nothing").string()});
+  expect_one_line_error({"eval"});
+  EXPECT_EQ(run({"frobnicate"}), 2);  // the usage
   EXPECT_EQ(run({"train", "--help"}), 0);
 }
 

@@ -6,6 +6,7 @@
 
 #include "engine/error.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/interrupt.h"
 
 namespace raisin::cli {
 
@@ -30,6 +31,8 @@ int main(int argc, char** argv) {
     if (command == "train") return train_command(argc - 1, argv + 1);
     if (command == "eval") return eval_command(argc - 1, argv + 1);
     if (command == "compare") return compare_command(argc - 1, argv + 1);
+  } catch (const Interrupted& e) {
+    return 128 + e.signal();  // the run has said where it stopped and how to continue
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

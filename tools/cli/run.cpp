@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -23,6 +24,7 @@
 #include "rais/device_sampler.h"
 #include "rais/oracle_sampler.h"
 #include "rais/rais_sampler.h"
+#include "tools/cli/interrupt.h"
 #include "tools/cli/progress.h"
 
 namespace raisin::cli {
@@ -60,6 +62,7 @@ void declare_train_flags(Flags& f) {
   f.add("rais-trace", "", "rais: write the records, (c, d) and every example's features and p at each PT solve into this folder (CSV; see its FORMAT.txt)");
   f.add("device", "auto", "cpu, cuda, or auto (the GPU when one can be used, else the cpu)");
   f.add_switch("tf32", "on a GPU, let GEMMs and convolutions use TF32 tensor cores (faster, ~3 fewer digits)");
+  f.add("on-nonfinite", "stop", "a step whose loss or gradient is NaN or infinite is never applied; then: stop (the run ends naming the step, the layer and the value; the last checkpoint stays) or skip (the run goes on; each skipped step is logged, and 20 in a row stop it)");
   f.add("cuda-graphs", "on", "on a GPU, capture the training step in a CUDA graph after its first steps and replay it: on, or off (launch every kernel of every step); the results are the same");
   f.add("threads", "0", "CPU threads for OpenMP and OpenBLAS (0: all cores)");
   f.add("seed", "1", "seed for initialisation, shuffling, dropout and augmentation");
@@ -190,7 +193,7 @@ RunSummary run_training(Flags& flags) {
     resume_metadata = read_checkpoint_metadata(checkpoint_path.string());
     for (const auto& [name, value] : flags.values()) {
       if (name == "resume" || name == "threads" || name == "log-every" || name == "stop-after" || name == "device" ||
-          name == "cuda-graphs")
+          name == "cuda-graphs" || name == "on-nonfinite")
         continue;
       if (flags.given(name))
         throw error("resume: --", name, " cannot change when resuming; the run's settings come from its checkpoint");
@@ -231,6 +234,10 @@ RunSummary run_training(Flags& flags) {
   const std::string graphs = flags.str("cuda-graphs");
   if (graphs != "on" && graphs != "off") throw error("raisin train: --cuda-graphs ", graphs, " is not one of on, off");
   options.cuda_graphs = graphs == "on";
+  const std::string on_nonfinite = flags.str("on-nonfinite");
+  if (on_nonfinite != "stop" && on_nonfinite != "skip")
+    throw error("raisin train: --on-nonfinite ", on_nonfinite, " is not one of stop, skip");
+  const bool skip_nonfinite = on_nonfinite == "skip";
   const std::unique_ptr<Sampler> sampler = make_sampler(flags, data.train.count, seed, *model, data, device);
   Trainer trainer(*model, data.train, data.normalization, *sampler, options);
 
@@ -272,6 +279,15 @@ RunSummary run_training(Flags& flags) {
   std::unique_ptr<FILE, int (*)(FILE*)> log_closer(log, &std::fclose);
   std::ofstream steps_out(steps_csv, std::ios::app), epochs_out(epochs_csv, std::ios::app),
       train_eval_out(train_eval_csv, std::ios::app);
+  // Rows are buffered; whenever they are flushed (each epoch, each checkpoint) a failed write (a full
+  // disk) stops the run with the file named instead of losing rows silently.
+  auto flush_rows = [&] {
+    for (auto [stream, path] : {std::pair{&steps_out, &steps_csv}, std::pair{&epochs_out, &epochs_csv},
+                                std::pair{&train_eval_out, &train_eval_csv}}) {
+      stream->flush();
+      if (!*stream) throw error("raisin train: cannot write ", path->string(), " (", std::strerror(errno), ")");
+    }
+  };
 
   Progress progress(log, flags.integer("log-every", 1, INT32_MAX));
   char text[512];
@@ -329,17 +345,32 @@ RunSummary run_training(Flags& flags) {
   summary.out_dir = out.string();
   Evaluation test{};
   bool stopped_early = false;
+  constexpr int kMostSkippedInARow = 20;
+  int skipped_in_a_row = 0;
 
   // Everything the host does after a step: its rows, the progress line and, when the step ends an
   // epoch or a training-set evaluation interval, the evaluations and the checkpoint (which read the
   // model and trainer as they are now, so such a step must be the last one drained). False: stop early.
   auto after_step = [&](const StepResult& r, double progress_before, bool last_drained, double wall) {
-    require_finite_loss(r);  // the rows of the steps before it are written
+    if (const std::string fault = trainer.describe_fault(r); !fault.empty()) {
+      if (!skip_nonfinite) {  // the rows of the steps before it are written
+        const fs::path last = out / "checkpoint.safetensors";
+        throw error(fault, "; training stopped without applying that step",
+                    fs::exists(last) ? "; the last checkpoint, " + last.string() + ", is intact" : std::string(),
+                    "; lower the learning rate, or pass --on-nonfinite skip to skip such steps");
+      }
+      progress.line(fault + "; skipped (--on-nonfinite skip)");
+      if (++skipped_in_a_row >= kMostSkippedInARow)
+        throw error(kMostSkippedInARow, " steps in a row had non-finite values (the last: ", fault,
+                    "); training stopped; lower the learning rate");
+    } else {
+      skipped_in_a_row = 0;
+      epoch_loss_sum += r.loss;  // the epoch's means are over the steps applied
+      epoch_accuracy_sum += r.accuracy;
+      ++epoch_steps;
+    }
     const int64_t steps_done = r.step + 1;
     const int64_t epoch_before = int64_t(std::floor(progress_before + 1e-9));
-    epoch_loss_sum += r.loss;
-    epoch_accuracy_sum += r.accuracy;
-    ++epoch_steps;
     ++interval_steps;
     // images/s over windows of at least a second, also closed at each epoch's end (a GPU epoch can take
     // less than a second); the first step (warm-up: cuDNN plans, first-touch pages) is a window alone.
@@ -368,7 +399,7 @@ RunSummary run_training(Flags& flags) {
       const double seconds = off_the_clock([&] { full = trainer.evaluate(data.train); });
       train_eval_out << steps_done << ',' << r.progress << ',' << full.loss << ',' << full.accuracy << ','
                      << wall << ',' << seconds << '\n';
-      train_eval_out.flush();
+      flush_rows();
       std::snprintf(text, sizeof text, "epoch %.2f  step %lld  whole training set (evaluation mode): loss %.4f  acc %.2f%%  (%.1f s, off the clock)",
                     r.progress, (long long)steps_done, full.loss, 100 * full.accuracy, seconds);
       progress.line(text);
@@ -381,8 +412,7 @@ RunSummary run_training(Flags& flags) {
     const double train_loss = epoch_loss_sum / epoch_steps, train_accuracy = epoch_accuracy_sum / epoch_steps;
     epochs_out << steps_done << ',' << r.progress << ',' << train_loss << ',' << train_accuracy << ','
                << test.loss << ',' << 1 - test.accuracy << ',' << wall << ',' << images_per_second << '\n';
-    epochs_out.flush();
-    steps_out.flush();
+    flush_rows();
     std::snprintf(text, sizeof text,
                   "epoch %.2f  step %lld  train loss %.4f  train acc %.2f%%  test loss %.4f  test acc %.2f%%  %.0f img/s  %s",
                   r.progress, (long long)steps_done, train_loss, 100 * train_accuracy, test.loss,
@@ -408,23 +438,48 @@ RunSummary run_training(Flags& flags) {
   const int64_t most_queued = device.is_cpu() ? 1 : 64;
   const int64_t first_step = trainer.steps();
   bool go_on = true;
-  while (go_on && trainer.progress() < epochs - 1e-9) {
-    double boundary = std::min(std::floor(trainer.progress() + 1e-9) + 1, epochs);
-    if (eval_train_every > 0) boundary = std::min(boundary, double(train_eval_index(trainer.progress()) + 1) * eval_train_every);
-    // The first step alone: it is the warm-up (cuDNN plans, first-touch pages) and its own images/s window.
-    const int64_t run = trainer.steps() == first_step ? 1 : std::min(trainer.steps_before(boundary), most_queued);
-    double progress_before = trainer.progress();
-    const double run_start = training_seconds();
-    for (int64_t q = 0; q < run; ++q) trainer.queue_step();
-    const std::vector<StepResult> drained = trainer.drain();
-    const double run_seconds = training_seconds() - run_start;
-    for (size_t i = 0; i < drained.size() && go_on; ++i) {
-      const double wall = run_start + run_seconds * double(i + 1) / double(drained.size());  // at the step's end
-      go_on = after_step(drained[i], progress_before, i + 1 == drained.size(), wall);
-      progress_before = drained[i].progress;
+  double last_wall = wall_offset;
+  const InterruptGuard interrupts;
+  // A failure from here on (a non-finite step, a full disk) also goes into log.txt.
+  try {
+    while (go_on && trainer.progress() < epochs - 1e-9) {
+      if (const int signal = InterruptGuard::received()) {
+        off_the_clock([&] {
+          flush_rows();
+          checkpoint(last_wall);
+        });
+        progress.finish();
+        const std::string message = "interrupted by " + signal_name(signal) + " after step " +
+                                    std::to_string(trainer.steps()) + " (epoch " + exact(trainer.progress()) +
+                                    "); checkpoint written; continue with: raisin train --resume " + out.string();
+        progress.line(message);
+        throw Interrupted(signal, message);
+      }
+      double boundary = std::min(std::floor(trainer.progress() + 1e-9) + 1, epochs);
+      if (eval_train_every > 0) boundary = std::min(boundary, double(train_eval_index(trainer.progress()) + 1) * eval_train_every);
+      // The first step alone: it is the warm-up (cuDNN plans, first-touch pages) and its own images/s window.
+      const int64_t run = trainer.steps() == first_step ? 1 : std::min(trainer.steps_before(boundary), most_queued);
+      double progress_before = trainer.progress();
+      const double run_start = training_seconds();
+      for (int64_t q = 0; q < run; ++q) trainer.queue_step();
+      const std::vector<StepResult> drained = trainer.drain();
+      const double run_seconds = training_seconds() - run_start;
+      for (size_t i = 0; i < drained.size() && go_on; ++i) {
+        const double wall = run_start + run_seconds * double(i + 1) / double(drained.size());  // at the step's end
+        go_on = after_step(drained[i], progress_before, i + 1 == drained.size(), wall);
+        progress_before = drained[i].progress;
+        last_wall = wall;
+      }
     }
+  } catch (const Interrupted&) {
+    throw;
+  } catch (const Error& e) {
+    std::fprintf(log, "error: %s\n", e.what());
+    std::fflush(log);
+    throw;
   }
   progress.finish();
+  flush_rows();
 
   summary.steps = trainer.steps();
   summary.epochs = trainer.progress();
