@@ -283,11 +283,11 @@ TrainTest load_dataset(const std::string& name, const std::string& data_dir) {
         found = true;
         break;
       }
-      searched << "\n  " << dir << "  (" << why << ")";
+      searched << (searched.tellp() > 0 ? "; " : "") << dir << " (" << why << ")";
     }
     if (!found)
-      throw error("dataset '", name, "' not found. Searched", data_dir.empty() ? "" : " (--data-dir)", ":",
-                  searched.str(), "\nTo get it: ", spec.how_to_get);
+      throw error("dataset '", name, "' not found in ", searched.str(), data_dir.empty() ? "" : " (--data-dir)",
+                  ". To get it: ", spec.how_to_get);  // one line, as every error
   }
   out.normalization = channel_statistics(out.train);
   return out;

@@ -777,9 +777,10 @@ TEST_F(DatasetTest, NotFoundListsEverySearchedPlaceAndHowToGetTheData) {
   write("partial/train-images-idx3-ubyte.gz", gzip(idx_images(1, 1, 1, {0})));
   write("partial/train-labels-idx1-ubyte", idx_labels({0}));
   std::string message = error_message([&] { load_dataset("mnist", path("partial")); });
-  EXPECT_MENTIONS(message, "dataset 'mnist' not found", path("partial") + "  (missing t10k-images-idx3-ubyte[.gz], "
-                  "t10k-labels-idx1-ubyte[.gz])", path("partial/mnist") + "  (no such directory)", "--data-dir",
+  EXPECT_MENTIONS(message, "dataset 'mnist' not found", path("partial") + " (missing t10k-images-idx3-ubyte[.gz], "
+                  "t10k-labels-idx1-ubyte[.gz])", path("partial/mnist") + " (no such directory)", "--data-dir",
                   "RAISIN_DATA_DIR");
+  EXPECT_EQ(message.find('\n'), std::string::npos) << "one line: " << message;
   message = error_message([&] { load_dataset("fashion-mnist", path("partial")); });
   EXPECT_MENTIONS(message, "dataset 'fashion-mnist' not found", path("partial/fashion-mnist"),
                   "apt-get install -y dataset-fashion-mnist", "--data-dir");
