@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/dataset.h"
+#include "engine/safetensors.h"
 #include "tests/tools/run_cli.h"
 
 namespace raisin {
@@ -119,6 +120,28 @@ void expect_one_line_error(const std::vector<std::string>& args) {
   EXPECT_EQ(said.rfind("error: ", 0), 0u) << "raisin" << command << " said: " << said;
   EXPECT_EQ(std::count(said.begin(), said.end(), '\n'), 1) << "raisin" << command << " said: " << said;
   std::printf("raisin%s\n  %s", command.c_str(), said.c_str());
+}
+
+// A checkpoint whose bookkeeping entries were damaged: resume refuses it in one line naming the entry.
+TEST(TrainCli, ResumeRefusesDamagedMetadata) {
+  const ScratchDir scratch("damaged");
+  ASSERT_EQ(run({"train", "--data", "synthetic", "--model", "mlp", "--epochs", "2", "--train-subset", "64",
+                 "--batch", "16", "--test-subset", "32", "--eval-train-every", "0", "--stop-after", "1", "--out",
+                 scratch.path.string()}),
+            0);
+  const std::string checkpoint = (scratch.path / "checkpoint.safetensors").string();
+  const safetensors::File good = safetensors::read(checkpoint);
+  for (const std::string key : {"train.step", "train.progress", "train.epoch_steps"}) {
+    safetensors::File damaged = good;
+    for (auto& [k, v] : damaged.metadata)
+      if (k == key) v = "12abc";
+    safetensors::write(checkpoint, damaged);
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(run({"train", "--resume", scratch.path.string()}), 1);
+    const std::string said = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(said.find("'" + key + "' = '12abc'"), std::string::npos) << said;
+    EXPECT_EQ(std::count(said.begin(), said.end(), '\n'), 1) << said;
+  }
 }
 
 TEST(TrainCli, BadFlagsFailWithOneClearLine) {

@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "engine/backend.h"
@@ -93,13 +95,34 @@ void keep_first(Dataset& data, int64_t n) {
 
 // Keeps the header and the rows whose first column (a step number) is at most `last_step`, so that a
 // resumed run's CSV continues exactly where its checkpoint was taken.
+// The whole of `text` as an integer or a real; nullopt when it is anything else.
+std::optional<int64_t> whole_number(const std::string& text) {
+  int64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<double> real_number(const std::string& text) {
+  double value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
 void truncate_csv(const fs::path& path, int64_t last_step) {
   std::ifstream in(path);
   if (!in) return;
   std::string line, kept;
   bool header = true;
+  int64_t line_number = 0;
   while (std::getline(in, line)) {
-    if (header || std::stoll(line.substr(0, line.find(','))) <= last_step) kept += line + "\n";
+    ++line_number;
+    const std::optional<int64_t> step = header ? std::optional<int64_t>(0) : whole_number(line.substr(0, line.find(',')));
+    if (!step)
+      throw error("resume: line ", line_number, " of ", path.string(), " does not start with a step number; the run "
+                  "folder is damaged (delete the rows after the checkpoint's step, or start a new run)");
+    if (header || *step <= last_step) kept += line + "\n";
     header = false;
   }
   in.close();
@@ -111,6 +134,22 @@ std::string lookup(const std::vector<std::pair<std::string, std::string>>& metad
   for (const auto& [k, v] : metadata)
     if (k == key) return v;
   throw error("resume: checkpoint ", path, " has no '", key, "' entry; it was not written by raisin train");
+}
+
+int64_t lookup_integer(const std::vector<std::pair<std::string, std::string>>& metadata, const std::string& key,
+                       const std::string& path) {
+  const std::string text = lookup(metadata, key, path);
+  const std::optional<int64_t> value = whole_number(text);
+  if (!value || *value < 0) throw error("resume: checkpoint ", path, " has '", key, "' = '", text, "', not a count");
+  return *value;
+}
+
+double lookup_real(const std::vector<std::pair<std::string, std::string>>& metadata, const std::string& key,
+                   const std::string& path) {
+  const std::string text = lookup(metadata, key, path);
+  const std::optional<double> value = real_number(text);
+  if (!value || !std::isfinite(*value)) throw error("resume: checkpoint ", path, " has '", key, "' = '", text, "', not a number");
+  return *value;
 }
 
 std::unique_ptr<Sampler> make_sampler(const Flags& flags, int64_t count, uint64_t seed, Module& model,
@@ -253,11 +292,11 @@ RunSummary run_training(Flags& flags) {
     sampler->load_state(sampler_state);
     const auto& m = resume_metadata;
     const std::string p = checkpoint_path.string();
-    trainer.restore(std::stoll(lookup(m, "train.step", p)), std::stod(lookup(m, "train.progress", p)));
-    wall_offset = std::stod(lookup(m, "train.wall_seconds", p));
-    epoch_loss_sum = std::stod(lookup(m, "train.epoch_loss_sum", p));
-    epoch_accuracy_sum = std::stod(lookup(m, "train.epoch_accuracy_sum", p));
-    epoch_steps = std::stoll(lookup(m, "train.epoch_steps", p));
+    trainer.restore(lookup_integer(m, "train.step", p), lookup_real(m, "train.progress", p));
+    wall_offset = lookup_real(m, "train.wall_seconds", p);
+    epoch_loss_sum = lookup_real(m, "train.epoch_loss_sum", p);
+    epoch_accuracy_sum = lookup_real(m, "train.epoch_accuracy_sum", p);
+    epoch_steps = lookup_integer(m, "train.epoch_steps", p);
     if (trainer.progress() >= epochs - 1e-9)
       throw error("resume: the run in ", out.string(), " already finished its ", epochs, " epochs");
     truncate_csv(steps_csv, trainer.steps() - 1);
