@@ -1,6 +1,7 @@
 // Fuzz target: a checkpoint (safetensors) through raisin::safetensors::parse and raisin::load_checkpoint
 // into a tiny model (conv 1->2 1x1 without bias, batch norm over 2 channels, linear 2->2), its SGD
-// momentum and a sampler's state; the input is the file. Bad data, a mismatched model included, must
+// momentum and a sampler's state, which both RAIS samplers (over 64 examples) then load; the input is
+// the file. Bad data, a mismatched model included, must
 // end in raisin::Error; anything else (a crash, another exception) is a finding.
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,8 @@
 #include "engine/init.h"
 #include "engine/layers.h"
 #include "engine/safetensors.h"
+#include "rais/device_sampler.h"
+#include "rais/rais_sampler.h"
 
 namespace {
 
@@ -40,6 +43,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const raisin::safetensors::File file = raisin::safetensors::parse(std::span<const uint8_t>(data, size), "input");
     raisin::SamplerState sampler;
     raisin::load_checkpoint(file, "input", model, &sgd, &sampler);
+    try {
+      raisin::rais::RaisSampler(64, 1).load_state(sampler);
+    } catch (const raisin::Error&) {
+    }
+    raisin::rais::DeviceRaisSampler(64, 1, raisin::Device::cpu()).load_state(sampler);
   } catch (const raisin::Error&) {
   }
   return 0;
