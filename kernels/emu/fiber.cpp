@@ -1,7 +1,8 @@
-// Fiber stacks (a per-OS-thread pool of guarded stacks) and stack-overflow detection through SIGSEGV on an
-// alternate signal stack.
+// Fiber stacks (a per-OS-thread pool of guarded stacks), context switches announced to AddressSanitizer
+// when it is on, and stack-overflow detection through SIGSEGV on an alternate signal stack.
 #include "kernels/emu/fiber.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -12,6 +13,11 @@
 #include <mutex>
 #include <new>
 #include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 extern "C" void raisin_emu_fiber_start();
 
@@ -33,6 +39,10 @@ class StackPool {
     if (free_.empty()) map_chunk();
     const FiberStack stack = free_.back();
     free_.pop_back();
+#if defined(__SANITIZE_ADDRESS__)
+    // The fiber that used it last ended or was abandoned inside its frames, whose redzones stay poisoned.
+    ASAN_UNPOISON_MEMORY_REGION(stack.low, size_t(stack.high - stack.low));
+#endif
     return stack;
   }
 
@@ -126,6 +136,37 @@ void install_segv_handler() {
 FiberStack acquire_stack() { return stack_pool.acquire(); }
 void release_stack(FiberStack stack) { stack_pool.release(stack); }
 
+FiberStack os_thread_stack() {
+  thread_local const FiberStack stack = [] {
+    pthread_attr_t attributes;
+    void* low = nullptr;
+    size_t bytes = 0;
+    if (pthread_getattr_np(pthread_self(), &attributes) == 0) {
+      pthread_attr_getstack(&attributes, &low, &bytes);
+      pthread_attr_destroy(&attributes);
+    }
+    return FiberStack{static_cast<char*>(low), static_cast<char*>(low) + bytes};
+  }();
+  return stack;
+}
+
+void switch_context(void** save_sp, [[maybe_unused]] void** fake_stack, void* load_sp,
+                    [[maybe_unused]] FiberStack to) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_start_switch_fiber(fake_stack, to.low, size_t(to.high - to.low));
+  raisin_emu_switch(save_sp, load_sp);
+  __sanitizer_finish_switch_fiber(*fake_stack, nullptr, nullptr);
+#else
+  raisin_emu_switch(save_sp, load_sp);
+#endif
+}
+
+void enter_fiber() {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
+}
+
 FloatingPointControl current_floating_point_control() {
   FloatingPointControl control{__builtin_ia32_stmxcsr(), 0};
   asm volatile("fnstcw %0" : "=m"(control.x87));
@@ -153,6 +194,12 @@ bool run_catching_stack_overflow(void (*body)(void*), void* arg) {
   sigjmp_buf landing;
   sigjmp_buf* const outer = overflow_landing;
   if (sigsetjmp(landing, 0) != 0) {
+#if defined(__SANITIZE_ADDRESS__)
+    // Back on this thread's stack from an abandoned fiber's: AddressSanitizer must hear of the switch too.
+    const FiberStack stack = os_thread_stack();
+    __sanitizer_start_switch_fiber(nullptr, stack.low, size_t(stack.high - stack.low));
+    __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
     overflow_landing = outer;
     return false;
   }

@@ -1,6 +1,8 @@
 // Fibers for the CUDA emulator: stacks from a per-OS-thread pool (mapped once, reused, each with a guard
 // region below it so an overflow faults instead of corrupting a neighbour), a hand-written x86-64 context
-// switch (switch_x86_64.S, ~20 ns), and a way to turn a fault in a guard region into an error.
+// switch (switch_x86_64.S, ~20 ns), and a way to turn a fault in a guard region into an error. Under
+// AddressSanitizer every switch is announced to it (switch_context) and a reused stack is unpoisoned; it would
+// otherwise report the stale redzones of a stack's previous fiber and misjudge which stack is running.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -25,6 +27,18 @@ struct FiberStack {
 // back. Stacks are never unmapped while the thread lives, so their touched pages stay resident.
 FiberStack acquire_stack();
 void release_stack(FiberStack stack);
+
+// The stack of the calling OS thread itself, where a scheduler runs between fibers.
+FiberStack os_thread_stack();
+
+// Saves the running context's stack pointer in *save_sp and resumes the context saved at load_sp, which runs
+// on `to`; returns when the running context is resumed. fake_stack keeps AddressSanitizer's fake stack of the
+// running context (its frames for use-after-return checks) while it is switched out; null when it is never
+// resumed. Without AddressSanitizer this is raisin_emu_switch.
+void switch_context(void** save_sp, void** fake_stack, void* load_sp, FiberStack to);
+
+// The first thing a new fiber's entry function calls (the second half of the switch that started it).
+void enter_fiber();
 
 // The floating-point control state a context switch carries: SSE (MXCSR) and x87 control words.
 struct FloatingPointControl {

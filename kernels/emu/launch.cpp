@@ -50,6 +50,7 @@ struct CudaThread {
   void* sp = nullptr;
   FiberStack stack;  // low == nullptr: none held
   SyncPoint at;      // where it waits (state == waiting)
+  void* fake_stack = nullptr;  // AddressSanitizer's, kept while it waits
   uint64_t result = 0;
 };
 
@@ -79,6 +80,8 @@ struct Worker {
   FiberStack ended_stack;         // of a fiber that ended, for whatever runs next to give back
   FloatingPointControl floating_point_control;  // the launching thread's, for every new fiber
   void* scheduler_sp = nullptr;
+  void* scheduler_fake_stack = nullptr;  // AddressSanitizer's, kept while a fiber runs
+  FiberStack scheduler_stack;            // the OS thread's own
   std::vector<std::max_align_t> dynamic_shared;
   uint64_t block = 0;  // linear index of the block that runs
   std::string error;   // why the block failed
@@ -147,9 +150,10 @@ void release_ended_stack(Worker& worker) {
   worker.ended_stack = {};
 }
 
-// Saves the running context's stack pointer in *save and runs `thread` (on a new fiber if it has not
-// started). Fibers switch to each other directly; the scheduler runs only between passes.
-void switch_to(Worker& worker, void** save, CudaThread& thread) {
+// Saves the running context's stack pointer in *save (and its fake stack in *fake_stack, null when it never
+// resumes) and runs `thread` (on a new fiber if it has not started). Fibers switch to each other directly;
+// the scheduler runs only between passes.
+void switch_to(Worker& worker, void** save, void** fake_stack, CudaThread& thread) {
   if (thread.state == State::not_started) {
     thread.stack = acquire_stack();
     thread.sp = fiber_initial_sp(thread.stack, thread_main, &worker, worker.floating_point_control);
@@ -157,7 +161,7 @@ void switch_to(Worker& worker, void** save, CudaThread& thread) {
   thread.state = State::ready;
   threadIdx = thread.index;
   worker.current = &thread;
-  raisin_emu_switch(save, thread.sp);
+  switch_context(save, fake_stack, thread.sp, thread.stack);
 }
 
 // The thread after `thread` in this pass that can run now, or null when the pass is over.
@@ -173,6 +177,7 @@ CudaThread* next_runnable(Worker& worker, CudaThread* thread) {
 // costs one fiber start, not one per thread. Otherwise the fiber ends and hands over to the next runnable
 // thread (or the scheduler), which gives its stack back.
 void thread_main(void* raw) {
+  enter_fiber();
   Worker& worker = *static_cast<Worker*>(raw);
   release_ended_stack(worker);
   for (;;) {
@@ -200,14 +205,14 @@ void thread_main(void* raw) {
   worker.ended_stack = last.stack;
   last.stack = {};
   CudaThread* const next = worker.error.empty() ? next_runnable(worker, &last) : nullptr;
-  if (next != nullptr) switch_to(worker, &last.sp, *next);
-  else raisin_emu_switch(&last.sp, worker.scheduler_sp);
+  if (next != nullptr) switch_to(worker, &last.sp, nullptr, *next);
+  else switch_context(&last.sp, nullptr, worker.scheduler_sp, worker.scheduler_stack);
   __builtin_unreachable();  // an ended fiber is never resumed
 }
 
 // The scheduler runs `thread`; it returns here when no thread after it in the pass can run.
 void resume(Worker& worker, CudaThread& thread) {
-  switch_to(worker, &worker.scheduler_sp, thread);
+  switch_to(worker, &worker.scheduler_sp, &worker.scheduler_fake_stack, thread);
   release_ended_stack(worker);
 }
 
@@ -217,8 +222,8 @@ uint64_t wait_at(const SyncPoint& at) {
   CudaThread& thread = *worker.current;
   thread.at = at;
   thread.state = State::waiting;
-  if (CudaThread* const next = next_runnable(worker, &thread)) switch_to(worker, &thread.sp, *next);
-  else raisin_emu_switch(&thread.sp, worker.scheduler_sp);
+  if (CudaThread* const next = next_runnable(worker, &thread)) switch_to(worker, &thread.sp, &thread.fake_stack, *next);
+  else switch_context(&thread.sp, &thread.fake_stack, worker.scheduler_sp, worker.scheduler_stack);
   release_ended_stack(worker);
   return thread.result;
 }
@@ -393,6 +398,7 @@ void work_on(Grid& grid) {
     worker.threads[i].index = uint3{i % block.x, i / block.x % block.y, i / block.x / block.y};
   worker.dynamic_shared.resize((grid.config->shared_bytes + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t));
   worker.floating_point_control = grid.floating_point_control;
+  worker.scheduler_stack = os_thread_stack();
   blockDim = block;
   gridDim = grid.config->grid;
   active_worker = &worker;
