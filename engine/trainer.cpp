@@ -234,9 +234,12 @@ bool Trainer::queue_as_graph(uint64_t form) {
   const Backend& b = backend(device_);
   if (!options_.cuda_graphs || !b.capture_graph || !graph_stats_.off_reason.empty()) return false;
   if (!sampler_.draws_on_device() && sampler_.observes()) return false;  // it reads each step on the host
-  steps_of_form_ = form == last_form_ ? steps_of_form_ + 1 : 1;
-  last_form_ = form;
-  if (graph_ && graph_form_ != form) drop_graph();
+  if (form != last_form_) {  // a graph holds the work of one form: last_form_'s
+    drop_graph();
+    last_form_ = form;
+    steps_of_form_ = 0;
+  }
+  ++steps_of_form_;
   if (!graph_) {
     if (steps_of_form_ <= kEagerStepsBeforeCapture) return false;
     std::string why;
@@ -247,7 +250,6 @@ bool Trainer::queue_as_graph(uint64_t form) {
                    graph_stats_.off_reason.c_str());
       return false;
     }
-    graph_form_ = form;
     ++graph_stats_.captures;
   }
   b.launch_graph(graph_);

@@ -155,8 +155,8 @@ class Trainer {
   Tensor host_indices_, host_weights_;  // a host sampler's draw, uploaded (int32, f32 [batch])
   const double* multiplier_ = nullptr;  // where schedule_step reads r̂ (null: fallback_multiplier_)
   double fallback_multiplier_ = 1;
-  void* graph_ = nullptr;  // the captured device work of one form (Backend::capture_graph)
-  uint64_t graph_form_ = 0, last_form_ = 0;
+  void* graph_ = nullptr;  // the captured device work of form last_form_ (Backend::capture_graph)
+  uint64_t last_form_ = 0;
   int64_t steps_of_form_ = 0;  // consecutive steps of last_form_ so far
   GraphStats graph_stats_;
   // The host-side changes of the step last run eagerly or captured, made once per step queued (Context).
