@@ -60,13 +60,27 @@ const Flags::Flag& Flags::find(const std::string& name) const {
 
 std::string Flags::str(const std::string& name) const { return find(name).value; }
 
-int64_t Flags::integer(const std::string& name, int64_t min, int64_t max) const {
-  const std::string& text = find(name).value;
+std::optional<int64_t> parse_whole_number(const std::string& text) {
   char* end = nullptr;
   errno = 0;
   const long long v = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno == ERANGE)
-    throw error("raisin ", command_, ": --", name, " needs a whole number, got '", text, "'");
+  if (text.empty() || *end != '\0' || errno == ERANGE) return std::nullopt;
+  return v;
+}
+
+std::optional<double> parse_finite_number(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+int64_t Flags::integer(const std::string& name, int64_t min, int64_t max) const {
+  const std::string& text = find(name).value;
+  const std::optional<int64_t> parsed = parse_whole_number(text);
+  if (!parsed) throw error("raisin ", command_, ": --", name, " needs a whole number, got '", text, "'");
+  const int64_t v = *parsed;
   if (v < min || v > max)
     throw error("raisin ", command_, ": --", name, " ", v, " is outside [", min, ", ", max, "]");
   return v;
@@ -74,11 +88,9 @@ int64_t Flags::integer(const std::string& name, int64_t min, int64_t max) const 
 
 double Flags::real(const std::string& name, double min, double max) const {
   const std::string& text = find(name).value;
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v))
-    throw error("raisin ", command_, ": --", name, " needs a number, got '", text, "'");
+  const std::optional<double> parsed = parse_finite_number(text);
+  if (!parsed) throw error("raisin ", command_, ": --", name, " needs a number, got '", text, "'");
+  const double v = *parsed;
   if (v < min || v > max)
     throw error("raisin ", command_, ": --", name, " ", text, " is outside [", min, ", ", max, "]");
   return v;

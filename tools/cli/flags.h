@@ -4,10 +4,16 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace raisin::cli {
+
+// The whole of `text` as a whole number, or as a finite real number (strtoll / strtod syntax); nullopt
+// when it is anything else or out of range. Flags::integer and Flags::real read values with these.
+std::optional<int64_t> parse_whole_number(const std::string& text);
+std::optional<double> parse_finite_number(const std::string& text);
 
 class Flags {
  public:

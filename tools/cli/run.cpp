@@ -5,7 +5,6 @@
 #include <omp.h>
 
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -95,21 +94,6 @@ void keep_first(Dataset& data, int64_t n) {
 
 // Keeps the header and the rows whose first column (a step number) is at most `last_step`, so that a
 // resumed run's CSV continues exactly where its checkpoint was taken.
-// The whole of `text` as an integer or a real; nullopt when it is anything else.
-std::optional<int64_t> whole_number(const std::string& text) {
-  int64_t value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
-
-std::optional<double> real_number(const std::string& text) {
-  double value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
-
 void truncate_csv(const fs::path& path, int64_t last_step) {
   std::ifstream in(path);
   if (!in) return;
@@ -118,7 +102,7 @@ void truncate_csv(const fs::path& path, int64_t last_step) {
   int64_t line_number = 0;
   while (std::getline(in, line)) {
     ++line_number;
-    const std::optional<int64_t> step = header ? std::optional<int64_t>(0) : whole_number(line.substr(0, line.find(',')));
+    const std::optional<int64_t> step = header ? std::optional<int64_t>(0) : parse_whole_number(line.substr(0, line.find(',')));
     if (!step)
       throw error("resume: line ", line_number, " of ", path.string(), " does not start with a step number; the run "
                   "folder is damaged (delete the rows after the checkpoint's step, or start a new run)");
@@ -139,7 +123,7 @@ std::string lookup(const std::vector<std::pair<std::string, std::string>>& metad
 int64_t lookup_integer(const std::vector<std::pair<std::string, std::string>>& metadata, const std::string& key,
                        const std::string& path) {
   const std::string text = lookup(metadata, key, path);
-  const std::optional<int64_t> value = whole_number(text);
+  const std::optional<int64_t> value = parse_whole_number(text);
   if (!value || *value < 0) throw error("resume: checkpoint ", path, " has '", key, "' = '", text, "', not a count");
   return *value;
 }
@@ -147,8 +131,8 @@ int64_t lookup_integer(const std::vector<std::pair<std::string, std::string>>& m
 double lookup_real(const std::vector<std::pair<std::string, std::string>>& metadata, const std::string& key,
                    const std::string& path) {
   const std::string text = lookup(metadata, key, path);
-  const std::optional<double> value = real_number(text);
-  if (!value || !std::isfinite(*value)) throw error("resume: checkpoint ", path, " has '", key, "' = '", text, "', not a number");
+  const std::optional<double> value = parse_finite_number(text);
+  if (!value) throw error("resume: checkpoint ", path, " has '", key, "' = '", text, "', not a number");
   return *value;
 }
 
